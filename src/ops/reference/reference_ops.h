@@ -1,0 +1,36 @@
+// Scalar reference ops: the oracle every fast kernel in ops/ is tested against. Plain loops,
+// double accumulation, no threads, no tricks. Never used on the default inference path.
+#pragma once
+
+#include <cstdint>
+
+#include "tensor/ggml_type.h"
+
+namespace nibble::ref {
+
+// y[i] = x[i] / sqrt(mean(x^2) + eps) * (w ? w[i] : 1). In-place allowed.
+void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps);
+
+// NeoX ("rotate-half") RoPE on one head vector of length d, in place: dimension j pairs with
+// j + d/2 and turns by angle pos * inv_freq[j] (inv_freq has d/2 entries).
+void rope(float* v, int64_t d, int64_t pos, const double* inv_freq);
+
+// y[t, o] = sum_i W[o, i] * x[t, i] with W stored as n_out rows of `type` (ne0 = n_in).
+// x: [n_tokens, n_in], y: [n_tokens, n_out].
+void matmul(GgmlType type, const uint8_t* w, int64_t n_in, int64_t n_out, const float* x,
+            int64_t n_tokens, float* y);
+
+// GELU, tanh approximation (HF gelu_pytorch_tanh).
+float gelu(float x);
+
+// Softmax over n values, in place.
+void softmax(float* x, int64_t n);
+
+// Causal multi-head attention over a whole sequence, no cache (the oracle for ops/attention).
+// q: [n_tokens, n_head, d], k, v: [n_tokens, n_head_kv, d], out: [n_tokens, n_head, d].
+// `window` > 0 restricts token t to keys t' with t - t' < window. Query head h uses KV head
+// h / (n_head / n_head_kv).
+void attention(const float* q, const float* k, const float* v, float* out, int64_t n_tokens,
+               int64_t n_head, int64_t n_head_kv, int64_t d, int64_t window, float scale);
+
+}  // namespace nibble::ref

@@ -1,0 +1,51 @@
+// Session: one sequence being evaluated by a model: its KV cache and position. eval() checks
+// the input (token ids, context room), splits it into batches of at most n_batch tokens
+// (prompt processing) and returns logits; decoding is eval() of one token at a time.
+// Prompt processing and token-by-token decoding give the same logits.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "model/model.h"
+#include "runtime/kv_cache.h"
+#include "util/result.h"
+
+namespace nibble {
+
+struct SessionOptions {
+  int64_t n_ctx = 0;     // 0: the model's training context, capped at kDefaultCtx
+  int64_t n_batch = 256; // most tokens per forward call
+  static constexpr int64_t kDefaultCtx = 4096;
+};
+
+class Session {
+ public:
+  static Result<std::unique_ptr<Session>> create(const Model& model, SessionOptions opts = {});
+
+  // Appends tokens to the sequence. logits receives [n, n_vocab] floats: n = tokens.size() when
+  // all_logits, else 1 (after the last token). Errors: empty input, an id outside the vocab, or
+  // no room left in the context; nothing is evaluated then.
+  Status eval(std::span<const int32_t> tokens, bool all_logits, std::vector<float>& logits);
+
+  // Forgets the sequence (position back to 0; cache contents are overwritten as it refills).
+  void reset() { n_past_ = 0; }
+
+  int64_t n_past() const { return n_past_; }
+  int64_t n_ctx() const { return cache_.n_ctx(); }
+  int64_t n_vocab() const { return model_.info().n_vocab; }
+  const Model& model() const { return model_; }
+
+ private:
+  Session(const Model& model, int64_t n_ctx, int64_t n_batch)
+      : model_(model), cache_(model.kv_layout(), n_ctx, n_batch), n_batch_(n_batch) {}
+
+  const Model& model_;
+  KvCache cache_;
+  int64_t n_batch_;
+  int64_t n_past_ = 0;
+};
+
+}  // namespace nibble

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Peer test: nibble-written GGUFs evaluated by llama.cpp (node-llama-cpp's prebuilt CPU binary)
+# must reproduce the golden logits of the tiny Gemma 4 fixtures.
+#
+# usage: tests/peer/run_peer_test.sh NIBBLE_BIN SHARED_DIR
+#
+# Needs: node >= 20, python3, and `npm ci --prefix tests/peer` (tests/peer/.npmrc omits the
+# optional GPU packages and install scripts, so only the ~30 MB CPU binary is installed and
+# nothing is downloaded or built).  Without tests/peer/node_modules the test is skipped (exit 0).
+#
+# Cases (one line each, then "N passed, M failed[, K skipped]"; exit 1 if any failed):
+#   rand-dense f32, tiny-moe f32: top-1 identical at every position and
+#       max |Δ| <= 5e-3 * max|logit| + 1e-3 (llama.cpp's CPU GELU goes through an f16 table,
+#       shared/spec/gemma4-architecture.md Appendix C.3).
+#   tiny-moe q8_0, tiny-moe bf16: llama.cpp loads and evaluates the file; top-1 agreement >= 90%.
+# rand-e / tiny-e are not run: llama.cpp aborts on their KV-sharing layout (Appendix C.2);
+# rand-moe is not run: its nearly tied random router flips experts under the GELU table (C.3).
+#
+# Environment: PEER_KEEP=1 keeps the temporary folder; PEER_THREADS (default 2).
+set -u -o pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+CASES=("rand-dense f32" "tiny-moe f32" "tiny-moe q8_0" "tiny-moe bf16")
+
+if [[ $# -ne 2 ]]; then
+    echo "usage: $0 NIBBLE_BIN SHARED_DIR" >&2
+    exit 2
+fi
+NIBBLE="$1"
+SHARED="$2"
+
+skip_all() {
+    echo "SKIP: $1"
+    echo "0 passed, 0 failed, ${#CASES[@]} skipped"
+    exit 0
+}
+
+if ! command -v node >/dev/null 2>&1; then
+    skip_all "node is not installed; the llama.cpp peer test needs node >= 20 and 'npm ci --prefix tests/peer'"
+fi
+if [[ ! -d "$HERE/node_modules/node-llama-cpp" ]]; then
+    skip_all "node-llama-cpp is not installed (run: npm ci --prefix tests/peer)"
+fi
+if [[ ! -x "$NIBBLE" ]]; then
+    echo "ERROR: nibble binary not found or not executable: $NIBBLE" >&2
+    echo "0 passed, ${#CASES[@]} failed"
+    exit 1
+fi
+if ! command -v python3 >/dev/null 2>&1; then
+    echo "ERROR: python3 is needed for the comparison" >&2
+    echo "0 passed, ${#CASES[@]} failed"
+    exit 1
+fi
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/nibble-peer.XXXXXX")"
+if [[ "${PEER_KEEP:-0}" != 1 ]]; then
+    trap 'rm -rf "$TMP"' EXIT
+else
+    echo "keeping $TMP"
+fi
+THREADS="${PEER_THREADS:-2}"
+
+passed=0
+failed=0
+failures=()
+
+fail_case() {
+    failed=$((failed + 1))
+    failures+=("$1")
+    echo "FAIL $1"
+}
+
+for c in "${CASES[@]}"; do
+    read -r model type <<<"$c"
+    name="$model/$type"
+    mdir="$SHARED/models/$model"
+    gguf="$TMP/$model-$type.gguf"
+    out="$TMP/$model-$type.f32"
+    if [[ ! -f "$mdir/golden.json" ]]; then
+        fail_case "$name: $mdir/golden.json not found"
+        continue
+    fi
+
+    start=$(date +%s%N)
+    if ! "$NIBBLE" convert "$mdir/hf" -o "$gguf" --type "$type" >"$TMP/convert.log" 2>&1; then
+        sed 's/^/    /' "$TMP/convert.log"
+        fail_case "$name: nibble convert failed"
+        continue
+    fi
+
+    tokens=$(python3 -c 'import json,sys; print(",".join(map(str, json.load(open(sys.argv[1]))["prompt_tokens"])))' \
+        "$mdir/golden.json") || { fail_case "$name: cannot read prompt_tokens"; continue; }
+
+    if ! node "$HERE/llama_logits.mjs" "$gguf" --tokens "$tokens" --out "$out" --threads "$THREADS" --quiet \
+        >"$TMP/llama.log" 2>&1; then
+        sed 's/^/    /' "$TMP/llama.log"
+        fail_case "$name: llama.cpp could not load/evaluate nibble's GGUF"
+        continue
+    fi
+
+    if [[ "$type" == f32 ]]; then
+        cmp_args=()
+    else
+        cmp_args=(--no-tol --min-top1 0.9)
+    fi
+    if python3 "$HERE/compare_logits.py" "$mdir" "$out" --name "$name" "${cmp_args[@]}"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        failures+=("$name: logits differ from golden")
+    fi
+    ms=$((($(date +%s%N) - start) / 1000000))
+    printf '    (%d.%03d s)\n' $((ms / 1000)) $((ms % 1000))
+done
+
+if [[ $failed -gt 0 ]]; then
+    echo "failed:"
+    for f in "${failures[@]}"; do echo "  $f"; done
+fi
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
