@@ -68,7 +68,10 @@ inline void fixture_tensor(GgufWriter& w, const std::string& name, std::vector<u
   std::vector<uint8_t> data(ggml_row_size(type, shape[0]) * (n / shape[0]));
   const uint64_t rb = ggml_row_size(type, shape[0]);
   for (uint64_t r = 0; r < n / shape[0]; ++r) quantize_row(type, v.data() + r * shape[0], data.data() + r * rb, shape[0]);
-  auto st = w.add_tensor(name, type, shape, data.data(), data.size());
+  auto st = w.add_tensor(name, type, shape, [data = std::move(data)](std::vector<uint8_t>& out) {
+    out.insert(out.end(), data.begin(), data.end());
+    return ok_status();
+  });
   if (!st.ok()) throw std::runtime_error(st.error().message);
 }
 
@@ -117,11 +120,15 @@ inline std::vector<uint8_t> build_gemma4_gguf(const Gemma4FixtureShape& s,
   const uint64_t uH = static_cast<uint64_t>(H), uV = static_cast<uint64_t>(s.n_vocab);
   add("token_embd.weight", {uH, uV}, 0.5f);
   add("output_norm.weight", {uH}, 0.2f, 1.0f);
-  {
+  if (skip_tensor != "rope_freqs.weight") {
     std::vector<float> f(static_cast<size_t>(s.head_dim_full / 2), 1e30f);
     for (int64_t j = 0; j < s.head_dim_full / 8; ++j) f[j] = 1.0f;  // partial rotary 0.25
     auto st = w.add_tensor("rope_freqs.weight", GgmlType::F32, {f.size()},
-                           reinterpret_cast<const uint8_t*>(f.data()), f.size() * 4);
+                           [f](std::vector<uint8_t>& out) {
+                             const auto* b = reinterpret_cast<const uint8_t*>(f.data());
+                             out.insert(out.end(), b, b + f.size() * sizeof(float));
+                             return ok_status();
+                           });
     if (!st.ok()) throw std::runtime_error(st.error().message);
   }
   if (P > 0) {

@@ -15,6 +15,15 @@ constexpr uint64_t kMaxConfigBytes = 16ull << 20;
 constexpr uint32_t kMaxLayers = 4096;
 constexpr uint32_t kMaxDim = 1u << 20;
 
+// A short, one-line rendering of a JSON value for error messages. Not dump(): it recurses once
+// per nesting level, so a deeply nested value in a hostile header overflows the stack.
+std::string json_brief(const json& v) {
+  if (v.is_array()) return "[array of " + std::to_string(v.size()) + "]";
+  if (v.is_object()) return "{object of " + std::to_string(v.size()) + "}";
+  std::string s = v.dump();  // a string, number, bool or null: escaped, one line
+  return s.size() > 64 ? s.substr(0, 61) + "..." : s;
+}
+
 struct Reader {
   const json& j;
   const std::string& name;
@@ -29,7 +38,7 @@ struct Reader {
     const json& v = j[key];
     if (!v.is_number_unsigned() || v.get<uint64_t>() > max) {
       return make_error(ErrorCode::kFormat, "%s: '%s' = %s is not an integer in 0..%u",
-                        name.c_str(), key, v.dump().c_str(), max);
+                        name.c_str(), key, json_brief(v).c_str(), max);
     }
     *out = static_cast<uint32_t>(v.get<uint64_t>());
     return ok_status();
@@ -38,7 +47,7 @@ struct Reader {
     if (!has(key)) return ok_status();
     if (!j[key].is_number()) {
       return make_error(ErrorCode::kFormat, "%s: '%s' = %s is not a number", name.c_str(), key,
-                        j[key].dump().c_str());
+                        json_brief(j[key]).c_str());
     }
     *out = j[key].get<float>();
     return ok_status();
@@ -47,7 +56,7 @@ struct Reader {
     if (!has(key)) return ok_status();
     if (!j[key].is_boolean()) {
       return make_error(ErrorCode::kFormat, "%s: '%s' = %s is not true/false", name.c_str(), key,
-                        j[key].dump().c_str());
+                        json_brief(j[key]).c_str());
     }
     *out = j[key].get<bool>();
     return ok_status();
@@ -63,7 +72,7 @@ Status read_token_id(const json& j, const char* key, int32_t* out, const std::st
   }
   if (!v->is_number_unsigned() || v->get<uint64_t>() > (1u << 30)) {
     return make_error(ErrorCode::kFormat, "%s: '%s' = %s is not a token id", name.c_str(), key,
-                      j[key].dump().c_str());
+                      json_brief(j[key]).c_str());
   }
   *out = static_cast<int32_t>(v->get<uint64_t>());
   return ok_status();
@@ -135,7 +144,7 @@ Result<Gemma4HfConfig> parse_gemma4_hf_config(const std::string& text, const std
   NIBBLE_TRY(read_token_id(j, "pad_token_id", &c.pad_id, name));
   if (r.has("hidden_activation") && j["hidden_activation"] != "gelu_pytorch_tanh") {
     return make_error(ErrorCode::kUnsupported, "%s: hidden_activation %s is not gelu_pytorch_tanh",
-                      name.c_str(), j["hidden_activation"].dump().c_str());
+                      name.c_str(), json_brief(j["hidden_activation"]).c_str());
   }
   if (c.hidden_size == 0 || c.n_layer == 0 || c.n_head == 0 || c.n_head_kv == 0 ||
       c.head_dim == 0 || c.vocab_size == 0 || c.intermediate_size == 0) {
@@ -171,7 +180,7 @@ Result<Gemma4HfConfig> parse_gemma4_hf_config(const std::string& text, const std
       else if (lt[l] == "full_attention") c.is_sliding[l] = false;
       else {
         return make_error(ErrorCode::kFormat, "%s: layer_types[%u] = %s is not sliding_attention/full_attention",
-                          name.c_str(), l, lt[l].dump().c_str());
+                          name.c_str(), l, json_brief(lt[l]).c_str());
       }
     }
   } else {

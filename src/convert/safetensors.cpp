@@ -41,6 +41,15 @@ uint32_t st_dtype_size(StDtype t) {
 
 namespace {
 
+// A short, one-line rendering of a JSON value for error messages. Not dump(): it recurses once
+// per nesting level, so a deeply nested value in a hostile header overflows the stack.
+std::string json_brief(const json& v) {
+  if (v.is_array()) return "[array of " + std::to_string(v.size()) + "]";
+  if (v.is_object()) return "{object of " + std::to_string(v.size()) + "}";
+  std::string s = v.dump();  // a string, number, bool or null: escaped, one line
+  return s.size() > 64 ? s.substr(0, 61) + "..." : s;
+}
+
 bool parse_dtype(const std::string& s, StDtype* out) {
   static const std::pair<const char*, StDtype> kNames[] = {
       {"F32", StDtype::kF32}, {"F16", StDtype::kF16}, {"BF16", StDtype::kBF16},
@@ -132,7 +141,7 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::parse(const uint8_t* d
     t.file = name;
     if (!e["dtype"].is_string() || !parse_dtype(e["dtype"].get<std::string>(), &t.dtype)) {
       return make_error(ErrorCode::kFormat, "%s: tensor '%s' has unknown dtype %s", n, tn,
-                        e["dtype"].dump().c_str());
+                        json_brief(e["dtype"]).c_str());
     }
     const json& shape = e["shape"];
     if (!shape.is_array() || shape.size() > kSafetensorsMaxDims) {
@@ -143,7 +152,7 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::parse(const uint8_t* d
     for (const auto& d : shape) {
       if (!d.is_number_unsigned()) {
         return make_error(ErrorCode::kFormat, "%s: tensor '%s': shape entry %s is not a size", n,
-                          tn, d.dump().c_str());
+                          tn, json_brief(d).c_str());
       }
       const uint64_t v = d.get<uint64_t>();
       auto m = checked_mul(numel, v);

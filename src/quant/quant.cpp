@@ -1,144 +1,119 @@
-// Reference row codecs: F32, F16, BF16 (exact conversions) and Q8_0, Q4_0 (spec §2.4, §2.8,
-// §3.1; x86 unfused float semantics, hence -ffp-contract=off for the project).
+// The quant type table: one row per type nibble can convert, and the row/chunk drivers over it
+// (spec §3.7). This is the only file in quant/ that enumerates types; the codecs themselves are
+// in quant/reference/.
 #include "quant/quant.h"
 
-#include <cmath>
-#include <cstring>
+#include <array>
 
-#include "quant/blocks.h"
+#include "quant/reference/codecs.h"
 #include "util/check.h"
-#include "util/fp16.h"
 
 namespace nibble {
 
 namespace {
 
-void dequantize_q4_0(const uint8_t* src, float* dst, uint64_t n) {
-  const auto* blocks = reinterpret_cast<const BlockQ4_0*>(src);
-  for (uint64_t b = 0; b < n / kQK4_0; ++b) {
-    BlockQ4_0 blk;
-    std::memcpy(&blk, &blocks[b], sizeof(blk));
-    const float d = f16_to_f32(blk.d);
-    float* y = dst + b * kQK4_0;
-    for (int j = 0; j < 16; ++j) {
-      y[j] = static_cast<float>((blk.qs[j] & 0x0F) - 8) * d;
-      y[j + 16] = static_cast<float>((blk.qs[j] >> 4) - 8) * d;
-    }
+using IU = ImatrixUse;
+
+// clang-format off
+constexpr std::array kCodecs = {
+    //         type            dequantize               quantize (no imatrix)   quantize with imatrix          imatrix        activation_only
+    QuantCodec{GgmlType::F32,    qref::dequantize_f32,    qref::quantize_f32,    nullptr,                       IU::kIgnored,  false},
+    QuantCodec{GgmlType::F16,    qref::dequantize_f16,    qref::quantize_f16,    nullptr,                       IU::kIgnored,  false},
+    QuantCodec{GgmlType::BF16,   qref::dequantize_bf16,   qref::quantize_bf16,   nullptr,                       IU::kIgnored,  false},
+    QuantCodec{GgmlType::Q4_0,   qref::dequantize_q4_0,   qref::quantize_q4_0,   qref::quantize_q4_0_imatrix,   IU::kSwitches, false},
+    QuantCodec{GgmlType::Q4_1,   qref::dequantize_q4_1,   qref::quantize_q4_1,   qref::quantize_q4_1_imatrix,   IU::kSwitches, false},
+    QuantCodec{GgmlType::Q5_0,   qref::dequantize_q5_0,   qref::quantize_q5_0,   qref::quantize_q5_0_imatrix,   IU::kSwitches, false},
+    QuantCodec{GgmlType::Q5_1,   qref::dequantize_q5_1,   qref::quantize_q5_1,   qref::quantize_q5_1_imatrix,   IU::kSwitches, false},
+    QuantCodec{GgmlType::Q8_0,   qref::dequantize_q8_0,   qref::quantize_q8_0,   nullptr,                       IU::kIgnored,  false},
+    QuantCodec{GgmlType::Q8_1,   qref::dequantize_q8_1,   qref::quantize_q8_1,   nullptr,                       IU::kIgnored,  true},
+    QuantCodec{GgmlType::Q2_K,   qref::dequantize_q2_K,   qref::quantize_q2_K,   qref::quantize_q2_K_imatrix,   IU::kSwitches, false},
+    QuantCodec{GgmlType::Q3_K,   qref::dequantize_q3_K,   qref::quantize_q3_K,   qref::quantize_q3_K_imatrix,   IU::kSwitches, false},
+    QuantCodec{GgmlType::Q4_K,   qref::dequantize_q4_K,   qref::quantize_q4_K,   qref::quantize_q4_K_imatrix,   IU::kSwitches, false},
+    QuantCodec{GgmlType::Q5_K,   qref::dequantize_q5_K,   qref::quantize_q5_K,   qref::quantize_q5_K_imatrix,   IU::kSwitches, false},
+    QuantCodec{GgmlType::Q6_K,   qref::dequantize_q6_K,   qref::quantize_q6_K,   qref::quantize_q6_K_imatrix,   IU::kSwitches, false},
+    QuantCodec{GgmlType::Q8_K,   qref::dequantize_q8_K,   qref::quantize_q8_K,   nullptr,                       IU::kIgnored,  true},
+    QuantCodec{GgmlType::IQ4_NL, qref::dequantize_iq4_nl, qref::quantize_iq4_nl, qref::quantize_iq4_nl_imatrix, IU::kWeights,  false},
+    QuantCodec{GgmlType::IQ4_XS, qref::dequantize_iq4_xs, qref::quantize_iq4_xs, qref::quantize_iq4_xs_imatrix, IU::kWeights,  false},
+};
+// clang-format on
+
+// Index by type id for O(1) lookup; built once from kCodecs.
+struct CodecIndex {
+  std::array<const QuantCodec*, kGgmlTypeCount> by_id{};
+  CodecIndex() {
+    for (const auto& c : kCodecs) by_id[static_cast<uint32_t>(c.type)] = &c;
   }
+};
+
+const QuantCodec& checked_codec(GgmlType type, const char* what) {
+  const QuantCodec* c = quant_codec(type);
+  NIBBLE_CHECK(c != nullptr, what);
+  return *c;
 }
 
-void dequantize_q8_0(const uint8_t* src, float* dst, uint64_t n) {
-  const auto* blocks = reinterpret_cast<const BlockQ8_0*>(src);
-  for (uint64_t b = 0; b < n / kQK8_0; ++b) {
-    BlockQ8_0 blk;
-    std::memcpy(&blk, &blocks[b], sizeof(blk));
-    const float d = f16_to_f32(blk.d);
-    for (int j = 0; j < 32; ++j) dst[b * kQK8_0 + j] = static_cast<float>(blk.qs[j]) * d;
-  }
-}
-
-void quantize_q4_0(const float* x, uint8_t* dst, uint64_t n) {
-  for (uint64_t b = 0; b < n / kQK4_0; ++b) {
-    const float* xb = x + b * kQK4_0;
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < kQK4_0; ++j) {
-      const float v = xb[j];
-      if (amax < std::fabs(v)) {
-        amax = std::fabs(v);
-        max = v;
-      }
-    }
-    const float d = max / -8.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    BlockQ4_0 blk;
-    blk.d = f32_to_f16(d);
-    for (int j = 0; j < 16; ++j) {
-      const float x0 = xb[j] * id;
-      const float x1 = xb[j + 16] * id;
-      int q0 = static_cast<int8_t>(x0 + 8.5f);
-      int q1 = static_cast<int8_t>(x1 + 8.5f);
-      if (q0 > 15) q0 = 15;
-      if (q1 > 15) q1 = 15;
-      blk.qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
-    }
-    std::memcpy(dst + b * sizeof(BlockQ4_0), &blk, sizeof(blk));
-  }
-}
-
-void quantize_q8_0(const float* x, uint8_t* dst, uint64_t n) {
-  for (uint64_t b = 0; b < n / kQK8_0; ++b) {
-    const float* xb = x + b * kQK8_0;
-    float amax = 0.0f;
-    for (int j = 0; j < kQK8_0; ++j) amax = std::fmax(amax, std::fabs(xb[j]));
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    BlockQ8_0 blk;
-    blk.d = f32_to_f16(d);
-    for (int j = 0; j < kQK8_0; ++j) blk.qs[j] = static_cast<int8_t>(std::round(xb[j] * id));
-    std::memcpy(dst + b * sizeof(BlockQ8_0), &blk, sizeof(blk));
-  }
+void check_whole_blocks(GgmlType type, uint64_t n) {
+  NIBBLE_CHECK(n % traits(type).block_size == 0,
+               "quant: row length is not a multiple of the block size");
 }
 
 }  // namespace
 
-bool can_dequantize(GgmlType type) {
-  switch (type) {
-    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16:
-    case GgmlType::Q4_0: case GgmlType::Q8_0:
-      return true;
-    default:
-      return false;
-  }
+const QuantCodec* quant_codec(GgmlType type) {
+  static const CodecIndex index;
+  const auto id = static_cast<uint32_t>(type);
+  return id < kGgmlTypeCount ? index.by_id[id] : nullptr;
 }
 
-bool can_quantize(GgmlType type) { return can_dequantize(type); }
+bool can_dequantize(GgmlType type) {
+  const QuantCodec* c = quant_codec(type);
+  return c != nullptr && c->dequantize != nullptr;
+}
+
+bool can_quantize(GgmlType type) {
+  const QuantCodec* c = quant_codec(type);
+  return c != nullptr && c->quantize != nullptr;
+}
+
+ImatrixUse imatrix_use(GgmlType type) {
+  const QuantCodec* c = quant_codec(type);
+  return c != nullptr ? c->imatrix : ImatrixUse::kIgnored;
+}
 
 void dequantize_row(GgmlType type, const uint8_t* src, float* dst, uint64_t n) {
-  switch (type) {
-    case GgmlType::F32:
-      std::memcpy(dst, src, n * 4);
-      return;
-    case GgmlType::F16:
-      for (uint64_t i = 0; i < n; ++i) {
-        uint16_t h;
-        std::memcpy(&h, src + 2 * i, 2);
-        dst[i] = f16_to_f32(h);
-      }
-      return;
-    case GgmlType::BF16:
-      for (uint64_t i = 0; i < n; ++i) {
-        uint16_t h;
-        std::memcpy(&h, src + 2 * i, 2);
-        dst[i] = bf16_to_f32(h);
-      }
-      return;
-    case GgmlType::Q4_0: dequantize_q4_0(src, dst, n); return;
-    case GgmlType::Q8_0: dequantize_q8_0(src, dst, n); return;
-    default: NIBBLE_CHECK(false, "dequantize_row: unsupported type");
+  const QuantCodec& c = checked_codec(type, "dequantize_row: unsupported type");
+  check_whole_blocks(type, n);
+  c.dequantize(src, dst, n);
+}
+
+void quantize_row(GgmlType type, const float* src, uint8_t* dst, uint64_t n, const float* imatrix) {
+  const QuantCodec& c = checked_codec(type, "quantize_row: unsupported type");
+  NIBBLE_CHECK(c.quantize != nullptr, "quantize_row: type has no quantizer");
+  check_whole_blocks(type, n);
+  if (imatrix != nullptr && c.quantize_imatrix != nullptr) {
+    c.quantize_imatrix(src, dst, n, imatrix);
+  } else {
+    c.quantize(src, dst, n);
   }
 }
 
-void quantize_row(GgmlType type, const float* src, uint8_t* dst, uint64_t n) {
-  switch (type) {
-    case GgmlType::F32:
-      std::memcpy(dst, src, n * 4);
-      return;
-    case GgmlType::F16:
-      for (uint64_t i = 0; i < n; ++i) {
-        uint16_t h = f32_to_f16(src[i]);
-        std::memcpy(dst + 2 * i, &h, 2);
-      }
-      return;
-    case GgmlType::BF16:
-      for (uint64_t i = 0; i < n; ++i) {
-        uint16_t h = f32_to_bf16(src[i]);
-        std::memcpy(dst + 2 * i, &h, 2);
-      }
-      return;
-    case GgmlType::Q4_0: quantize_q4_0(src, dst, n); return;
-    case GgmlType::Q8_0: quantize_q8_0(src, dst, n); return;
-    default: NIBBLE_CHECK(false, "quantize_row: unsupported type");
+uint64_t quantize_rows(GgmlType type, const float* src, uint8_t* dst, uint64_t n_rows,
+                       uint64_t n_per_row, const float* imatrix) {
+  const QuantCodec& c = checked_codec(type, "quantize_rows: unsupported type");
+  NIBBLE_CHECK(c.quantize != nullptr, "quantize_rows: type has no quantizer");
+  check_whole_blocks(type, n_per_row);
+  const uint64_t row_bytes = ggml_row_size(type, n_per_row);
+  if (imatrix == nullptr || c.quantize_imatrix == nullptr) {
+    c.quantize(src, dst, n_rows * n_per_row);  // every reference quantizer is block-local
+  } else {
+    for (uint64_t r = 0; r < n_rows; ++r)
+      c.quantize_imatrix(src + r * n_per_row, dst + r * row_bytes, n_per_row, imatrix);
   }
+  return n_rows * row_bytes;
+}
+
+void quantize_row_iq4_nl_kv(const float* src, uint8_t* dst, uint64_t n) {
+  check_whole_blocks(GgmlType::IQ4_NL, n);
+  qref::quantize_iq4_nl_kv(src, dst, n);
 }
 
 }  // namespace nibble

@@ -9,6 +9,9 @@
 //      the lowest merge rank is merged first (leftmost on ties), using a heap of candidate pairs
 //      over a linked list of symbols, O(n log n) per run;
 //   4. a final symbol that is not a token becomes one <0xXX> token per byte.
+// One difference from llama.cpp, on purpose: without parse_special no special token is matched,
+// user-defined ones included (llama.cpp and SentencePiece always match user-defined tokens,
+// Hugging Face every added token), so user text can never produce <|channel> and the like.
 // Not here: the chat template, sampling, anything about the model.
 #include "tokenizer/tokenizer.h"
 
@@ -28,7 +31,8 @@ namespace {
 // first byte fixes the length of a valid sequence, so keys never collide.
 inline uint32_t char_key(std::string_view s) {
   uint32_t k = 0;
-  for (size_t i = 0; i < s.size(); ++i) k |= static_cast<uint32_t>(static_cast<uint8_t>(s[i])) << (8 * i);
+  for (size_t i = 0; i < s.size(); ++i)
+    k |= static_cast<uint32_t>(static_cast<uint8_t>(s[i])) << (8 * i);
   return k;
 }
 
@@ -103,7 +107,7 @@ struct Tokenizer::Impl {
 
   // Special tokens (control, user-defined, unknown) for parse_special: a byte trie.
   std::array<bool, 256> special_first{};
-  std::vector<int32_t> trie_token{-1};  // per node: token ending there, or -1
+  std::vector<int32_t> trie_token{-1};               // per node: token ending there, or -1
   std::unordered_map<uint64_t, int32_t> trie_edges;  // (node << 8 | byte) -> child
 
   std::string_view token(int32_t id) const {
@@ -114,7 +118,8 @@ struct Tokenizer::Impl {
     return it == piece_to_id.end() ? -1 : it->second;
   }
   int32_t lookup_char(std::string_view c) const {
-    if (c.size() == 1 && static_cast<uint8_t>(c[0]) < 128) return ascii_id[static_cast<uint8_t>(c[0])];
+    if (c.size() == 1 && static_cast<uint8_t>(c[0]) < 128)
+      return ascii_id[static_cast<uint8_t>(c[0])];
     auto it = char_id.find(char_key(c));
     return it == char_id.end() ? -1 : it->second;
   }
@@ -181,6 +186,15 @@ struct Tokenizer::Impl {
 
   // BPE over one run (no newline inside unless the run is all newlines).
   void bpe(std::string_view run, int32_t unk_id, Workspace& ws, std::vector<int32_t>& out) const {
+    // Symbol offsets are 32-bit: a run of more than 256 MiB is cut at a character boundary
+    // (merges across the cut are lost; no real text has such runs).
+    constexpr size_t kMaxRun = size_t{1} << 28;
+    while (run.size() > kMaxRun) {
+      size_t cut = kMaxRun;
+      while (cut > kMaxRun - 4 && (static_cast<uint8_t>(run[cut]) & 0xC0) == 0x80) --cut;
+      bpe(run.substr(0, cut), unk_id, ws, out);
+      run.remove_prefix(cut);
+    }
     auto& syms = ws.symbols;
     syms.clear();
     ws.heap.clear();
@@ -241,7 +255,7 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::from_vocab(Vocab vocab) {
     return make_error(ErrorCode::kUnsupported,
                       "tokenizer: model '%s' is not supported (nibble implements 'gemma4' and "
                       "SentencePiece 'llama' vocabularies)",
-                      vocab.model.c_str());
+                      printable(vocab.model).c_str());
   }
 
   auto impl = std::make_shared<Impl>();

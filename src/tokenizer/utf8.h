@@ -30,11 +30,16 @@ inline size_t utf8_lead_length(uint8_t b) {
 // surrogates and code points above U+10FFFF, as the Unicode standard's table 3-7 does).
 inline bool utf8_valid_second(uint8_t lead, uint8_t b) {
   switch (lead) {
-    case 0xE0: return b >= 0xA0 && b <= 0xBF;
-    case 0xED: return b >= 0x80 && b <= 0x9F;
-    case 0xF0: return b >= 0x90 && b <= 0xBF;
-    case 0xF4: return b >= 0x80 && b <= 0x8F;
-    default: return b >= 0x80 && b <= 0xBF;
+    case 0xE0:
+      return b >= 0xA0 && b <= 0xBF;
+    case 0xED:
+      return b >= 0x80 && b <= 0x9F;
+    case 0xF0:
+      return b >= 0x90 && b <= 0xBF;
+    case 0xF4:
+      return b >= 0x80 && b <= 0x8F;
+    default:
+      return b >= 0x80 && b <= 0xBF;
   }
 }
 
@@ -110,6 +115,39 @@ inline std::string unescape_spaces(std::string_view s) {
     } else {
       out.push_back(s[i++]);
     }
+  }
+  return out;
+}
+
+// A piece of untrusted text made fit for a one-line error message: control bytes and
+// backslashes escaped (\n, \t, \xNN), cut after `max_bytes` at a character boundary.
+inline std::string printable(std::string_view s, size_t max_bytes = 64) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  size_t i = 0;
+  while (i < s.size()) {
+    if (i >= max_bytes) {
+      out += "...";
+      break;
+    }
+    const size_t n = utf8_char_length(s, i);
+    const auto c = static_cast<uint8_t>(s[i]);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\\') {
+      out += "\\\\";
+    } else if (c < 0x20 || c == 0x7F || (n == 1 && c >= 0x80)) {
+      out += "\\x";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    } else {
+      out.append(s.substr(i, n));
+    }
+    i += n;
   }
   return out;
 }

@@ -75,13 +75,14 @@ Result<const GgufValue*> get_numeric_array(const GgufMetadata& md, const char* k
                                            std::initializer_list<GgufType> allowed) {
   const GgufValue* v = md.find(key);
   if (v == nullptr) return static_cast<const GgufValue*>(nullptr);
-  bool ok = v->is_array() && std::find(allowed.begin(), allowed.end(), v->array_type()) !=
-                                 allowed.end();
+  bool ok =
+      v->is_array() && std::find(allowed.begin(), allowed.end(), v->array_type()) != allowed.end();
   if (!ok) {
     std::string have = gguf_type_name(v->type());
     if (v->is_array()) have += std::string(" of ") + gguf_type_name(v->array_type());
-    return make_error(ErrorCode::kFormat, "gguf: metadata key '%s' has type %s, expected array of %s",
-                      key, have.c_str(), gguf_type_name(*allowed.begin()));
+    return make_error(ErrorCode::kFormat,
+                      "gguf: metadata key '%s' has type %s, expected array of %s", key,
+                      have.c_str(), gguf_type_name(*allowed.begin()));
   }
   if (v->array_size() != n) {
     return make_error(ErrorCode::kFormat, "gguf: %s has %llu entries, %s has %zu", key,
@@ -118,8 +119,9 @@ Status validate_vocab(const Vocab& v, const std::string& what) {
   for (size_t i = 0; i < n; ++i) {
     // 0 is llama.cpp's LLAMA_TOKEN_TYPE_UNDEFINED (treated as normal); 1..6 as in TokenType.
     if (v.types[i] < 0 || v.types[i] > 6) {
-      return make_error(ErrorCode::kFormat, "%s: token %zu has type %d, not a known token type (0..6)",
-                        what.c_str(), i, v.types[i]);
+      return make_error(ErrorCode::kFormat,
+                        "%s: token %zu has type %d, not a known token type (0..6)", what.c_str(), i,
+                        v.types[i]);
     }
   }
   const std::pair<int32_t, const char*> ids[] = {
@@ -134,8 +136,9 @@ Status validate_vocab(const Vocab& v, const std::string& what) {
     const std::string& m = v.merges[i];
     const size_t space = m.size() > 1 ? m.find(' ', 1) : std::string::npos;
     if (space == std::string::npos || space + 1 >= m.size()) {
-      return make_error(ErrorCode::kFormat, "%s: merge %zu '%s' is not two pieces separated by a space",
-                        what.c_str(), i, m.c_str());
+      return make_error(ErrorCode::kFormat,
+                        "%s: merge %zu '%s' is not two pieces separated by a space", what.c_str(),
+                        i, printable(m).c_str());
     }
   }
   return ok_status();
@@ -234,8 +237,8 @@ Result<Vocab> vocab_from_gguf(const GgufMetadata& md) {
       const auto t = types->element<int64_t>(i);
       if (t < 0 || t > 6) {
         return make_error(ErrorCode::kFormat,
-                          "gguf: %s[%zu] = %lld is not a known token type (0..6)", kKeyTokenType,
-                          i, static_cast<long long>(t));
+                          "gguf: %s[%zu] = %lld is not a known token type (0..6)", kKeyTokenType, i,
+                          static_cast<long long>(t));
       }
       v.types[i] = static_cast<int32_t>(t);
     }

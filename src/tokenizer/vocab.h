@@ -12,18 +12,23 @@
 
 namespace nibble {
 
-// tokenizer.ggml.token_type values.
+// tokenizer.ggml.token_type values (0, llama.cpp's "undefined", is read as normal).
 enum class TokenType : int32_t {
-  kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6,
+  kNormal = 1,
+  kUnknown = 2,
+  kControl = 3,
+  kUserDefined = 4,
+  kUnused = 5,
+  kByte = 6,
 };
 
 struct Vocab {
-  std::string model = "gemma4";        // tokenizer.ggml.model
-  std::vector<std::string> tokens;      // pieces, spaces as U+2581
+  std::string model = "gemma4";     // tokenizer.ggml.model
+  std::vector<std::string> tokens;  // pieces, spaces as U+2581
   std::vector<float> scores;
-  std::vector<int32_t> types;           // TokenType values
-  std::vector<std::string> merges;      // "left right", rank order
-  int32_t bos_id = 2, eos_id = 1, unk_id = 3, pad_id = 0;
+  std::vector<int32_t> types;       // TokenType values
+  std::vector<std::string> merges;  // "left right", rank order
+  int32_t bos_id = 2, eos_id = 1, unk_id = 3, pad_id = 0;  // -1: the vocabulary has none
   bool add_bos = true;
   bool add_space_prefix = false;
 };

@@ -5,12 +5,12 @@
 // that llama.cpp makes USER_DEFINED so that chat parsers see them), other added tokens
 // USER_DEFINED, the rest NORMAL. Not handled: normalisers other than the space replacement,
 // byte-level (GPT-2 style) vocabularies, WordPiece and Unigram models.
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <unordered_set>
 
+#include "tokenizer/utf8.h"
 #include "tokenizer/vocab.h"
 #include "util/mapped_file.h"
 
@@ -103,7 +103,7 @@ Result<Vocab> vocab_from_tokenizer_json_text(std::string_view text, const std::s
   const auto type_it = model.find("type");
   if (type_it != model.end() && (!type_it->is_string() || *type_it != "BPE")) {
     return make_error(ErrorCode::kUnsupported, "%s: model.type is %s; nibble reads BPE models", nm,
-                      type_it->dump().c_str());
+                      printable(type_it->dump()).c_str());
   }
   const auto vocab_it = model.find("vocab");
   if (vocab_it == model.end() || !vocab_it->is_object()) {
@@ -133,11 +133,11 @@ Result<Vocab> vocab_from_tokenizer_json_text(std::string_view text, const std::s
     if (!read_id(id_json, n_entries, &id)) {
       return make_error(ErrorCode::kFormat,
                         "%s: model.vocab['%s'] = %s is not an id in [0, %zu) (ids must be dense)",
-                        nm, piece.c_str(), id_json.dump().c_str(), n_entries);
+                        nm, printable(piece).c_str(), printable(id_json.dump()).c_str(), n_entries);
     }
     if (assigned[id]) {
       return make_error(ErrorCode::kFormat, "%s: model.vocab gives id %zu to both '%s' and '%s'",
-                        nm, id, tokens[id].c_str(), piece.c_str());
+                        nm, id, printable(tokens[id]).c_str(), printable(piece).c_str());
     }
     tokens[id] = piece;
     assigned[id] = 1;
@@ -155,21 +155,23 @@ Result<Vocab> vocab_from_tokenizer_json_text(std::string_view text, const std::s
       return make_error(ErrorCode::kFormat, "%s: added_tokens[%zu] has no id in [0, %zu)", nm, k,
                         n_entries);
     }
-    if (content_it == t.end() || !content_it->is_string() || content_it->get_ref<const std::string&>().empty()) {
-      return make_error(ErrorCode::kFormat, "%s: added_tokens[%zu] (id %zu) has no content", nm,
-                        k, id);
+    if (content_it == t.end() || !content_it->is_string() ||
+        content_it->get_ref<const std::string&>().empty()) {
+      return make_error(ErrorCode::kFormat, "%s: added_tokens[%zu] (id %zu) has no content", nm, k,
+                        id);
     }
     const std::string& content = content_it->get_ref<const std::string&>();
     if (assigned[id] && tokens[id] != content) {
       return make_error(ErrorCode::kFormat,
                         "%s: added token %zu is '%s' but id %zu already holds '%s'", nm, k,
-                        content.c_str(), id, tokens[id].c_str());
+                        printable(content).c_str(), id, printable(tokens[id]).c_str());
     }
     tokens[id] = content;
     assigned[id] = 1;
     n_tokens = std::max(n_tokens, id + 1);
     const auto special_it = t.find("special");
-    const bool special = special_it != t.end() && special_it->is_boolean() && special_it->get<bool>();
+    const bool special =
+        special_it != t.end() && special_it->is_boolean() && special_it->get<bool>();
     TokenType type = TokenType::kUserDefined;
     if (special && visible_specials().count(content) == 0) type = TokenType::kControl;
     types[id] = static_cast<int32_t>(type);
@@ -209,7 +211,7 @@ Result<Vocab> vocab_from_tokenizer_json_text(std::string_view text, const std::s
         const size_t space = s.size() > 1 ? s.find(' ', 1) : std::string::npos;
         if (space == std::string::npos || space + 1 >= s.size()) {
           return make_error(ErrorCode::kFormat, "%s: model.merges[%zu] '%s' is not \"left right\"",
-                            nm, k, s.c_str());
+                            nm, k, printable(s).c_str());
         }
         v.merges.push_back(s);
       } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string() &&

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "tokenizer/utf8.h"
 #include "tokenizer/vocab.h"
 #include "util/mapped_file.h"
 
@@ -33,10 +34,10 @@ enum WireType : uint32_t { kVarint = 0, kFixed64 = 1, kLengthDelimited = 2, kFix
 struct ProtoField {
   uint32_t number = 0;
   uint32_t wire = 0;
-  uint64_t varint = 0;      // kVarint
-  uint32_t fixed32 = 0;     // kFixed32
-  std::string_view bytes;   // kLengthDelimited
-  uint64_t offset = 0;      // absolute offset of the field's key, for messages
+  uint64_t varint = 0;     // kVarint
+  uint32_t fixed32 = 0;    // kFixed32
+  std::string_view bytes;  // kLengthDelimited
+  uint64_t offset = 0;     // absolute offset of the field's key, for messages
 };
 
 // Reads the fields of one message. `base` is the message's absolute offset in the file.
@@ -196,7 +197,9 @@ Status parse_trainer_spec(std::string_view bytes, uint64_t base, const std::stri
     ProtoField f;
     NIBBLE_TRY(r.next(&f));
     switch (f.number) {
-      case 3: NIBBLE_TRY(read_int32(r, f, "model_type", &m->model_type)); break;
+      case 3:
+        NIBBLE_TRY(read_int32(r, f, "model_type", &m->model_type));
+        break;
       case 24:
         NIBBLE_TRY(expect_wire(r, f, kVarint, "treat_whitespace_as_suffix"));
         m->treat_whitespace_as_suffix = f.varint != 0;
@@ -205,11 +208,20 @@ Status parse_trainer_spec(std::string_view bytes, uint64_t base, const std::stri
         NIBBLE_TRY(expect_wire(r, f, kVarint, "byte_fallback"));
         m->byte_fallback = f.varint != 0;
         break;
-      case 40: NIBBLE_TRY(read_int32(r, f, "unk_id", &m->unk_id)); break;
-      case 41: NIBBLE_TRY(read_int32(r, f, "bos_id", &m->bos_id)); break;
-      case 42: NIBBLE_TRY(read_int32(r, f, "eos_id", &m->eos_id)); break;
-      case 43: NIBBLE_TRY(read_int32(r, f, "pad_id", &m->pad_id)); break;
-      default: break;
+      case 40:
+        NIBBLE_TRY(read_int32(r, f, "unk_id", &m->unk_id));
+        break;
+      case 41:
+        NIBBLE_TRY(read_int32(r, f, "bos_id", &m->bos_id));
+        break;
+      case 42:
+        NIBBLE_TRY(read_int32(r, f, "eos_id", &m->eos_id));
+        break;
+      case 43:
+        NIBBLE_TRY(read_int32(r, f, "pad_id", &m->pad_id));
+        break;
+      default:
+        break;
     }
   }
   return ok_status();
@@ -242,7 +254,8 @@ Status parse_normalizer_spec(std::string_view bytes, uint64_t base, const std::s
         NIBBLE_TRY(expect_wire(r, f, kVarint, "escape_whitespaces"));
         m->escape_whitespaces = f.varint != 0;
         break;
-      default: break;
+      default:
+        break;
     }
   }
   return ok_status();
@@ -284,8 +297,8 @@ Result<Vocab> vocab_from_sentencepiece_bytes(std::string_view bytes, const std::
                       name.c_str());
   }
   if (n > static_cast<size_t>(INT32_MAX)) {
-    return make_error(ErrorCode::kFormat, "%s: %zu pieces, more than int32 ids allow",
-                      name.c_str(), n);
+    return make_error(ErrorCode::kFormat, "%s: %zu pieces, more than int32 ids allow", name.c_str(),
+                      n);
   }
   if (m.model_type != 2) {
     static const char* kTypes[] = {"?", "UNIGRAM", "BPE", "WORD", "CHAR"};
@@ -300,10 +313,9 @@ Result<Vocab> vocab_from_sentencepiece_bytes(std::string_view bytes, const std::
   }
   if (m.charsmap_bytes != 0) {
     return make_error(ErrorCode::kUnsupported,
-                      "%s: normalizer '%.*s' has a %zu-byte precompiled charsmap; nibble does no "
+                      "%s: normalizer '%s' has a %zu-byte precompiled charsmap; nibble does no "
                       "Unicode normalisation",
-                      name.c_str(), static_cast<int>(m.normalizer_name.size()),
-                      m.normalizer_name.data(), m.charsmap_bytes);
+                      name.c_str(), printable(m.normalizer_name).c_str(), m.charsmap_bytes);
   }
   if (m.remove_extra_whitespaces) {
     return make_error(ErrorCode::kUnsupported,
@@ -326,9 +338,8 @@ Result<Vocab> vocab_from_sentencepiece_bytes(std::string_view bytes, const std::
     const SpPiece& p = m.pieces[i];
     auto [it, inserted] = seen.emplace(p.piece, i);
     if (!inserted) {
-      return make_error(ErrorCode::kFormat, "%s: piece '%.*s' appears twice (ids %zu and %zu)",
-                        name.c_str(), static_cast<int>(p.piece.size()), p.piece.data(),
-                        it->second, i);
+      return make_error(ErrorCode::kFormat, "%s: piece '%s' appears twice (ids %zu and %zu)",
+                        name.c_str(), printable(p.piece).c_str(), it->second, i);
     }
     v.tokens.emplace_back(p.piece);
     v.scores.push_back(p.score);

@@ -136,6 +136,11 @@ def safetensors_seeds():
             raw = f.read()
         (hl,) = struct.unpack("<Q", raw[:8])
         yield "rand_dense_header.safetensors", raw[:8 + hl + 64]
+    # Regression: error messages used to dump() the offending JSON value, which recursed once
+    # per nesting level and overflowed the stack (ASan: at about 20000 levels).
+    deep = "[" * 30000 + "]" * 30000
+    h = ('{"w":{"dtype":' + deep + ',"shape":[1],"data_offsets":[0,4]}}').encode()
+    yield "regression_deep_dtype.safetensors", struct.pack("<Q", len(h)) + h + b"\0" * 4
 
 
 # ----------------------------------------------------------------------------------- hf_config
@@ -159,6 +164,9 @@ def hf_config_seeds():
                                                                   "partial_rotary_factor": 0.5,
                                                                   "rope_theta": 1e6}})}
     yield "multimodal_moe.json", json.dumps(mm).encode()
+    # Regression: see regression_deep_dtype.safetensors.
+    yield "regression_deep_value.json", ('{"model_type":"gemma4_text","hidden_size":' +
+                                         "[" * 30000 + "]" * 30000 + "}").encode()
 
 
 def main():

@@ -41,6 +41,9 @@ fi
 if [[ ! -d "$HERE/node_modules/node-llama-cpp" ]]; then
     skip_all "node-llama-cpp is not installed (run: npm ci --prefix tests/peer)"
 fi
+if [[ ! -d "$SHARED/models" ]]; then
+    skip_all "$SHARED/models is absent (the peer test converts the checkpoints there)"
+fi
 if [[ ! -x "$NIBBLE" ]]; then
     echo "ERROR: nibble binary not found or not executable: $NIBBLE" >&2
     echo "0 passed, ${#CASES[@]} failed"

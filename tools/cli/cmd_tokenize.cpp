@@ -98,8 +98,7 @@ int run_tokenize(const TokenizeOptions& o) {
 NIBBLE_REGISTER_COMMAND(tokenize, 40, [](CLI::App& app, int& exit_code) {
   auto opts = std::make_shared<TokenizeOptions>();
   CLI::App* cmd = app.add_subcommand("tokenize", "Print the token ids of a text");
-  cmd->add_option("model", opts->model, "GGUF model file (only its tokenizer is read)")
-      ->required();
+  cmd->add_option("model", opts->model, "GGUF model file (only its tokenizer is read)")->required();
   opts->file_opt = cmd->add_option("-f,--file", opts->file, "Read the text from FILE");
   opts->prompt_opt = cmd->add_option("-p,--prompt", opts->prompt, "The text itself");
   opts->file_opt->excludes(opts->prompt_opt);

@@ -1,0 +1,195 @@
+// Golden tests (label: golden): convert the reference checkpoints with `nibble convert`, run
+// `nibble logits` (one pass and --incremental) and `nibble generate --greedy`, and compare with
+// the float64 reference outputs: top-1 identical at every position, max |Δlogit| <=
+// 1e-3 * max|logit| + 1e-4, greedy continuations identical. rand-* come from
+// tests/fixtures/models (falling back to ../shared/models); tiny-* need ../shared.
+// The rand-* hidden states are also compared layer by layer, in process, through trace().
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "model/registry.h"
+#include "model/trace.h"
+#include "runtime/session.h"
+#include "test_util.h"
+
+namespace nibble {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// Folder with golden.json, logits.f32 and hf/ for a model, or "" when absent.
+std::string golden_dir(const std::string& name) {
+  const std::string repo = test::source_dir() + "/tests/fixtures/models/" + name;
+  if (fs::exists(repo + "/golden.json") && fs::exists(repo + "/hf/config.json")) return repo;
+  const std::string shared = test::shared_dir();
+  if (!shared.empty() && fs::exists(shared + "/models/" + name + "/golden.json")) {
+    return shared + "/models/" + name;
+  }
+  return "";
+}
+
+std::vector<float> read_f32(const std::string& path) {
+  const auto bytes = test::read_bytes(path);
+  std::vector<float> v(bytes.size() / 4);
+  std::memcpy(v.data(), bytes.data(), v.size() * 4);
+  return v;
+}
+
+json read_json(const std::string& path) {
+  std::ifstream in(path);
+  return json::parse(in);
+}
+
+std::string join(const std::vector<int>& ids, const char* sep) {
+  std::string s;
+  for (size_t i = 0; i < ids.size(); ++i) s += (i ? sep : "") + std::to_string(ids[i]);
+  return s;
+}
+
+// Converts once per (model, type) per test process.
+std::string converted(const std::string& dir, const std::string& name, const std::string& type) {
+  static std::map<std::string, std::string> cache;
+  const std::string key = name + "/" + type;
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  const std::string out = test::temp_dir() + "/" + name + "-" + type + ".gguf";
+  auto r = test::run_nibble({"convert", dir + "/hf", "-o", out, "--type", type});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return cache[key] = out;
+}
+
+struct Comparison {
+  int top1_same = 0, n_pos = 0;
+  double max_diff = 0.0, max_logit = 0.0;
+};
+
+Comparison compare(const std::vector<float>& got, const std::vector<float>& want, int64_t n_vocab) {
+  Comparison c;
+  c.n_pos = static_cast<int>(want.size() / n_vocab);
+  for (int t = 0; t < c.n_pos; ++t) {
+    const float* g = got.data() + t * n_vocab;
+    const float* w = want.data() + t * n_vocab;
+    int64_t ag = 0, aw = 0;
+    for (int64_t i = 0; i < n_vocab; ++i) {
+      if (g[i] > g[ag]) ag = i;
+      if (w[i] > w[aw]) aw = i;
+      c.max_diff = std::max(c.max_diff, std::fabs(static_cast<double>(g[i]) - w[i]));
+      c.max_logit = std::max(c.max_logit, std::fabs(static_cast<double>(w[i])));
+    }
+    c.top1_same += ag == aw;
+  }
+  return c;
+}
+
+void check_model(const std::string& name, const std::string& type) {
+  const std::string dir = golden_dir(name);
+  if (dir.empty()) GTEST_SKIP() << name << ": golden files absent (tests/fixtures or ../shared)";
+  const json g = read_json(dir + "/golden.json");
+  const std::vector<int> prompt = g["prompt_tokens"].get<std::vector<int>>();
+  const int64_t n_vocab = g["logits_shape"][1].get<int64_t>();
+  const auto want = read_f32(dir + "/" + g["logits_file"].get<std::string>());
+  const std::string model = converted(dir, name, type);
+
+  for (bool incremental : {false, true}) {
+    const std::string out = test::temp_dir() + "/logits.f32";
+    std::vector<std::string> args = {"logits", model, "--tokens", join(prompt, ","), "--out", out};
+    if (incremental) args.push_back("--incremental");
+    auto r = test::run_nibble(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto got = read_f32(out);
+    ASSERT_EQ(got.size(), want.size());
+    const Comparison c = compare(got, want, n_vocab);
+    const double tol = 1e-3 * c.max_logit + 1e-4;
+    std::printf("[golden] %s %s%s: top-1 %d/%d, max|dlogit| %.3g (tolerance %.3g)\n", name.c_str(),
+                type.c_str(), incremental ? " --incremental" : "", c.top1_same, c.n_pos, c.max_diff, tol);
+    std::fflush(stdout);  // before the next fork, or the child flushes it again
+    EXPECT_EQ(c.top1_same, c.n_pos) << name << " " << type;
+    EXPECT_LE(c.max_diff, tol) << name << " " << type << (incremental ? " incremental" : "");
+  }
+
+  const std::vector<int> prefix = g["greedy_prefix"].get<std::vector<int>>();
+  const std::vector<int> cont = g["greedy_continuation"].get<std::vector<int>>();
+  auto r = test::run_nibble({"generate", model, "--tokens", join(prefix, ","), "-n",
+                             std::to_string(cont.size()), "--greedy"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  while (!r.out.empty() && (r.out.back() == '\n' || r.out.back() == ' ')) r.out.pop_back();
+  EXPECT_EQ(r.out, join(cont, " ")) << name << " " << type << " greedy continuation";
+}
+
+TEST(Golden, RandE) { check_model("rand-e", "f32"); check_model("rand-e", "bf16"); }
+TEST(Golden, RandMoe) { check_model("rand-moe", "f32"); check_model("rand-moe", "bf16"); }
+TEST(Golden, RandDense) { check_model("rand-dense", "f32"); check_model("rand-dense", "bf16"); }
+TEST(Golden, TinyE) { check_model("tiny-e", "f32"); check_model("tiny-e", "bf16"); }
+TEST(Golden, TinyMoe) { check_model("tiny-moe", "f32"); check_model("tiny-moe", "bf16"); }
+
+TEST(Golden, TinyEQ8_0TopOneAgreement) {
+  const std::string dir = golden_dir("tiny-e");
+  if (dir.empty()) GTEST_SKIP() << "tiny-e golden files absent";
+  const json g = read_json(dir + "/golden.json");
+  const std::vector<int> prompt = g["prompt_tokens"].get<std::vector<int>>();
+  const int64_t n_vocab = g["logits_shape"][1].get<int64_t>();
+  const std::string out = test::temp_dir() + "/q8.f32";
+  auto r = test::run_nibble({"logits", converted(dir, "tiny-e", "q8_0"), "--tokens", join(prompt, ","),
+                             "--out", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Comparison c = compare(read_f32(out), read_f32(dir + "/logits.f32"), n_vocab);
+  std::printf("[golden] tiny-e q8_0: top-1 %d/%d (%.1f%%), max|dlogit| %.3g\n", c.top1_same, c.n_pos,
+              100.0 * c.top1_same / c.n_pos, c.max_diff);
+  std::fflush(stdout);
+  // The positions where q8_0 differs are near-ties in the reference (margins 0.002-0.013).
+  EXPECT_GE(c.top1_same, c.n_pos * 95 / 100);
+  EXPECT_LE(c.max_diff, 0.25);
+}
+
+// Layer-by-layer hidden states of the rand-* models, in process (trace "l_out").
+void check_hidden_states(const std::string& name) {
+  const std::string dir = golden_dir(name);
+  if (dir.empty()) GTEST_SKIP() << name << ": golden files absent";
+  const json g = read_json(dir + "/golden.json");
+  if (!g.contains("hidden_states_file")) GTEST_SKIP() << "no hidden states";
+  const auto hs = read_f32(dir + "/" + g["hidden_states_file"].get<std::string>());
+  const int64_t n_layer1 = g["hidden_states_shape"][0], T = g["hidden_states_shape"][1],
+                H = g["hidden_states_shape"][2];
+  const std::vector<int> prompt = g["prompt_tokens"].get<std::vector<int>>();
+  auto model = load_model(converted(dir, name, "f32"));
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  std::map<std::string, std::vector<float>> seen;
+  set_trace([&](const char* what, int layer, const float* data, int64_t rows, int64_t cols) {
+    std::string key = std::string(what) + (layer >= 0 ? "." + std::to_string(layer) : "");
+    seen[key].assign(data, data + rows * cols);
+  });
+  SessionOptions o;
+  o.n_ctx = T;
+  o.n_batch = T;
+  auto s = Session::create(**model, o);
+  ASSERT_TRUE(s.ok());
+  std::vector<int32_t> ids(prompt.begin(), prompt.end());
+  std::vector<float> logits;
+  ASSERT_TRUE((*s)->eval(ids, true, logits).ok());
+  set_trace(nullptr);
+  for (int64_t i = 0; i < n_layer1; ++i) {
+    const std::string key = i == 0 ? "inp_scaled" : i == n_layer1 - 1 ? "result_norm" : "l_out." + std::to_string(i - 1);
+    ASSERT_TRUE(seen.count(key)) << key;
+    const auto& got = seen[key];
+    ASSERT_EQ(got.size(), static_cast<size_t>(T * H)) << key;
+    double md = 0.0, mx = 0.0;
+    for (int64_t j = 0; j < T * H; ++j) {
+      md = std::max(md, std::fabs(static_cast<double>(got[j]) - hs[i * T * H + j]));
+      mx = std::max(mx, std::fabs(static_cast<double>(hs[i * T * H + j])));
+    }
+    EXPECT_LE(md, 1e-4 * mx + 1e-5) << name << " hidden state " << key << " (max |h| " << mx << ")";
+  }
+}
+
+TEST(GoldenHidden, RandE) { check_hidden_states("rand-e"); }
+TEST(GoldenHidden, RandMoe) { check_hidden_states("rand-moe"); }
+TEST(GoldenHidden, RandDense) { check_hidden_states("rand-dense"); }
+
+}  // namespace
+}  // namespace nibble

@@ -1,0 +1,80 @@
+// matmul (blocked, threaded, dequantizing on the fly) against ref::matmul for every weight type
+// and awkward sizes, including misaligned activations.
+#include <gtest/gtest.h>
+
+#include "ops/matmul.h"
+#include "ops/reference/reference_ops.h"
+#include "ops_test_util.h"
+#include "quant/quant.h"
+
+namespace nibble {
+namespace {
+
+WeightMatrix make_weights(GgmlType type, int64_t n_in, int64_t n_out, uint32_t seed,
+                          std::vector<uint8_t>& storage) {
+  const auto v = test::random_floats(static_cast<size_t>(n_in * n_out), seed);
+  const uint64_t rb = ggml_row_size(type, static_cast<uint64_t>(n_in));
+  storage.assign(rb * static_cast<uint64_t>(n_out), 0);
+  for (int64_t o = 0; o < n_out; ++o) {
+    quantize_row(type, v.data() + o * n_in, storage.data() + o * rb, static_cast<uint64_t>(n_in));
+  }
+  return WeightMatrix{type, storage.data(), n_in, n_out, rb};
+}
+
+void check(GgmlType type, int64_t n_in, int64_t n_out, int64_t n_tokens, size_t misalign) {
+  std::vector<uint8_t> storage;
+  const WeightMatrix w = make_weights(type, n_in, n_out, static_cast<uint32_t>(n_in * 31 + n_out), storage);
+  std::vector<float> xbuf(static_cast<size_t>(n_tokens * n_in) + misalign);
+  const auto xv = test::random_floats(static_cast<size_t>(n_tokens * n_in), 99);
+  std::copy(xv.begin(), xv.end(), xbuf.begin() + static_cast<std::ptrdiff_t>(misalign));
+  const float* x = xbuf.data() + misalign;
+  std::vector<float> y(static_cast<size_t>(n_tokens * n_out)), want(y.size());
+  matmul(w, x, n_tokens, y.data());
+  ref::matmul(type, storage.data(), n_in, n_out, x, n_tokens, want.data());
+  // float32 accumulation over n_in terms of size ~1.
+  const float atol = 2e-6f * static_cast<float>(n_in);
+  test::expect_near_all(y.data(), want.data(), y.size(), atol, 1e-5f,
+                        std::string(ggml_type_name(type)) + " n_in " + std::to_string(n_in) +
+                            " n_out " + std::to_string(n_out) + " n_tokens " + std::to_string(n_tokens));
+}
+
+TEST(Matmul, FloatTypesAwkwardSizes) {
+  for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16}) {
+    for (int64_t n_in : {1, 2, 3, 7, 31, 32, 33, 255, 4097}) {
+      for (int64_t n_out : {1, 3, 17, 33}) {
+        for (int64_t n_tokens : {1, 2, 5}) check(t, n_in, n_out, n_tokens, n_in % 3);
+      }
+    }
+  }
+}
+
+TEST(Matmul, BlockQuantTypes) {
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0}) {
+    for (int64_t n_in : {32, 64, 96, 4096}) {
+      for (int64_t n_out : {1, 2, 7, 31, 255}) {
+        for (int64_t n_tokens : {1, 3, 17}) check(t, n_in, n_out, n_tokens, 1);
+      }
+    }
+  }
+}
+
+TEST(Matmul, LargeEnoughToBeThreaded) {
+  check(GgmlType::F32, 512, 1024, 9, 0);
+  check(GgmlType::Q8_0, 1024, 777, 6, 2);
+}
+
+TEST(Matmul, ResultDoesNotDependOnBatch) {
+  // Token t's output is bit-identical whether it is computed alone or within a batch.
+  std::vector<uint8_t> storage;
+  const WeightMatrix w = make_weights(GgmlType::BF16, 256, 300, 5, storage);
+  const auto x = test::random_floats(256 * 7, 3);
+  std::vector<float> all(300 * 7), one(300);
+  matmul(w, x.data(), 7, all.data());
+  for (int t = 0; t < 7; ++t) {
+    matmul(w, x.data() + t * 256, 1, one.data());
+    for (int o = 0; o < 300; ++o) ASSERT_EQ(one[o], all[t * 300 + o]) << "token " << t << " row " << o;
+  }
+}
+
+}  // namespace
+}  // namespace nibble
