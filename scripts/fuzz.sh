@@ -7,11 +7,12 @@
 #   scripts/fuzz.sh 30              # CI: 30 seconds each
 #   scripts/fuzz.sh 60 gguf_reader  # one fuzzer
 #
-# Environment: NIBBLE_FUZZ_BUILD_DIR (default build/fuzz), NIBBLE_FUZZ_JOBS (build -j, default 2).
+# Environment: NIBBLE_FUZZ_BUILD_DIR (default build/fuzz), NIBBLE_FUZZ_JOBS (build -j, default 2),
+# NIBBLE_FUZZ_NO_BUILD=1 (run the harnesses already built there).
 # New inputs go to BUILD/fuzz-corpus/<fuzzer>/ (kept between runs; seeds are read from
 # tests/fuzz/corpus/<fuzzer>/), reproducers to BUILD/fuzz-artifacts/<fuzzer>/, logs to
-# BUILD/fuzz-logs/<fuzzer>.log. A reproducer worth keeping goes into tests/fuzz/corpus/<fuzzer>/,
-# where `ctest -L fuzz` replays it.
+# BUILD/fuzz-logs/<fuzzer>.log. A reproducer, once fixed, goes into tests/fuzz/regressions/<fuzzer>/
+# (see tests/fuzz/make_seeds.py), where `ctest -L fuzz` replays it.
 set -euo pipefail
 
 seconds=${1:-600}
@@ -29,10 +30,12 @@ build=${NIBBLE_FUZZ_BUILD_DIR:-$root/build/fuzz}
 [[ $build = /* ]] || build=$root/$build
 jobs=${NIBBLE_FUZZ_JOBS:-2}
 
-if [[ ! -f $build/build.ninja ]]; then
-  cmake --preset fuzz -S "$root" -B "$build"
+if [[ ${NIBBLE_FUZZ_NO_BUILD:-0} != 1 ]]; then
+  if [[ ! -f $build/build.ninja ]]; then
+    cmake --preset fuzz -S "$root" -B "$build"
+  fi
+  cmake --build "$build" --target nibble_fuzzers -j "$jobs"
 fi
-cmake --build "$build" --target nibble_fuzzers -j "$jobs"
 
 # Recoverable UBSan reports must count as findings too.
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}

@@ -28,11 +28,11 @@ struct Gemma4FixtureShape {
   int64_t n_ff = 48;
   int64_t window = 4;
   int64_t n_shared_kv = 0;
-  int64_t n_per_layer = 0;   // P
+  int64_t n_per_layer = 0;  // P
   int64_t n_expert = 0;
   int64_t n_expert_used = 0;
   int64_t n_ff_exp = 0;
-  bool k_eq_v = false;       // full layers have no attn_v
+  bool k_eq_v = false;               // full layers have no attn_v
   bool redundant_shared_kv = false;  // write (poisoned) attn_k/v on KV-shared layers
   float softcap = 30.0f;
   GgmlType type = GgmlType::F32;  // type of the 2-D weights
@@ -67,7 +67,8 @@ inline void fixture_tensor(GgufWriter& w, const std::string& name, std::vector<u
   if (shape.size() == 1) type = GgmlType::F32;
   std::vector<uint8_t> data(ggml_row_size(type, shape[0]) * (n / shape[0]));
   const uint64_t rb = ggml_row_size(type, shape[0]);
-  for (uint64_t r = 0; r < n / shape[0]; ++r) quantize_row(type, v.data() + r * shape[0], data.data() + r * rb, shape[0]);
+  for (uint64_t r = 0; r < n / shape[0]; ++r)
+    quantize_row(type, v.data() + r * shape[0], data.data() + r * rb, shape[0]);
   auto st = w.add_tensor(name, type, shape, [data = std::move(data)](std::vector<uint8_t>& out) {
     out.insert(out.end(), data.begin(), data.end());
     return ok_status();
@@ -91,7 +92,8 @@ inline std::vector<uint8_t> build_gemma4_gguf(const Gemma4FixtureShape& s,
   md.set(p + "feed_forward_length", GgufValue::u32(static_cast<uint32_t>(s.n_ff)));
   md.set(p + "attention.head_count", GgufValue::u32(static_cast<uint32_t>(s.n_head)));
   std::vector<uint32_t> kv;
-  for (bool sl : s.sliding) kv.push_back(static_cast<uint32_t>(sl ? s.n_head_kv_swa : s.n_head_kv_full));
+  for (bool sl : s.sliding)
+    kv.push_back(static_cast<uint32_t>(sl ? s.n_head_kv_swa : s.n_head_kv_full));
   md.set(p + "attention.head_count_kv", GgufValue::array(GgufType::kUint32, kv));
   md.set(p + "attention.key_length", GgufValue::u32(static_cast<uint32_t>(s.head_dim_full)));
   md.set(p + "attention.value_length", GgufValue::u32(static_cast<uint32_t>(s.head_dim_full)));
@@ -111,8 +113,8 @@ inline std::vector<uint8_t> build_gemma4_gguf(const Gemma4FixtureShape& s,
     md.set(p + "expert_feed_forward_length", GgufValue::u32(static_cast<uint32_t>(s.n_ff_exp)));
   }
   const GgmlType t = s.type;
-  auto add = [&](const std::string& name, std::vector<uint64_t> shape, float scale, float offset = 0.0f,
-                 float poison = 0.0f) {
+  auto add = [&](const std::string& name, std::vector<uint64_t> shape, float scale,
+                 float offset = 0.0f, float poison = 0.0f) {
     if (name == skip_tensor) return;
     if (name == misshape_tensor) shape[0] += 32;
     fixture_tensor(w, name, shape, t, scale, offset, s.seed, poison);

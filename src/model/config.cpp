@@ -25,9 +25,10 @@ Result<float> f32_or(const GgufMetadata& md, const char* name, float fallback) {
 
 Status check_range(const char* name, uint64_t v, uint64_t lo, uint64_t hi) {
   if (v < lo || v > hi) {
-    return make_error(ErrorCode::kFormat, "gemma4: metadata %s%s = %llu is out of range [%llu, %llu]",
-                      kPrefix, name, static_cast<unsigned long long>(v),
-                      static_cast<unsigned long long>(lo), static_cast<unsigned long long>(hi));
+    return make_error(ErrorCode::kFormat,
+                      "gemma4: metadata %s%s = %llu is out of range [%llu, %llu]", kPrefix, name,
+                      static_cast<unsigned long long>(v), static_cast<unsigned long long>(lo),
+                      static_cast<unsigned long long>(hi));
   }
   return ok_status();
 }
@@ -69,7 +70,8 @@ Result<Gemma4Config> Gemma4Config::from_gguf(const GgufMetadata& md) {
     any_full |= !c.layers[l].is_sliding;
   }
 
-  NIBBLE_ASSIGN_OR_RETURN(auto n_head_kv, md.get_u32_per_layer(key("attention.head_count_kv"), n_layer));
+  NIBBLE_ASSIGN_OR_RETURN(auto n_head_kv,
+                          md.get_u32_per_layer(key("attention.head_count_kv"), n_layer));
   NIBBLE_ASSIGN_OR_RETURN(auto n_ff, md.get_u32_per_layer(key("feed_forward_length"), n_layer));
   uint32_t d_full = 0, d_swa = 0;
   if (any_full) {
@@ -77,8 +79,8 @@ Result<Gemma4Config> Gemma4Config::from_gguf(const GgufMetadata& md) {
     NIBBLE_TRY(check_range("attention.key_length", d_full, 2, 65536));
     NIBBLE_ASSIGN_OR_RETURN(uint32_t v_full, u32_or(md, "attention.value_length", d_full));
     if (v_full != d_full) {
-      return make_error(ErrorCode::kUnsupported, "gemma4: attention.value_length %u != key_length %u",
-                        v_full, d_full);
+      return make_error(ErrorCode::kUnsupported,
+                        "gemma4: attention.value_length %u != key_length %u", v_full, d_full);
     }
   }
   if (any_sliding) {
@@ -94,20 +96,23 @@ Result<Gemma4Config> Gemma4Config::from_gguf(const GgufMetadata& md) {
     c.sliding_window = window;
   }
   if (d_full % 2 != 0 || d_swa % 2 != 0) {
-    return make_error(ErrorCode::kFormat, "gemma4: head dims must be even (key_length %u, key_length_swa %u)",
-                      d_full, d_swa);
+    return make_error(ErrorCode::kFormat,
+                      "gemma4: head dims must be even (key_length %u, key_length_swa %u)", d_full,
+                      d_swa);
   }
   NIBBLE_ASSIGN_OR_RETURN(float base_full, f32_or(md, "rope.freq_base", 1e6f));
   NIBBLE_ASSIGN_OR_RETURN(float base_swa, f32_or(md, "rope.freq_base_swa", 1e4f));
   if (!(base_full > 1.0f) || !(base_swa > 1.0f)) {
-    return make_error(ErrorCode::kFormat, "gemma4: rope.freq_base %g / freq_base_swa %g must be > 1",
+    return make_error(ErrorCode::kFormat,
+                      "gemma4: rope.freq_base %g / freq_base_swa %g must be > 1",
                       static_cast<double>(base_full), static_cast<double>(base_swa));
   }
 
   NIBBLE_ASSIGN_OR_RETURN(uint32_t n_shared, u32_or(md, "attention.shared_kv_layers", 0));
   if (n_shared >= n_layer) {
-    return make_error(ErrorCode::kFormat, "gemma4: attention.shared_kv_layers = %u, block_count = %u",
-                      n_shared, n_layer);
+    return make_error(ErrorCode::kFormat,
+                      "gemma4: attention.shared_kv_layers = %u, block_count = %u", n_shared,
+                      n_layer);
   }
   c.n_shared_kv_layers = n_shared;
   const uint32_t first_shared = n_layer - n_shared;
@@ -120,8 +125,8 @@ Result<Gemma4Config> Gemma4Config::from_gguf(const GgufMetadata& md) {
     lc.rope_base = lc.is_sliding ? base_swa : base_full;
     if (lc.n_head_kv < 1 || n_head % lc.n_head_kv != 0) {
       return make_error(ErrorCode::kFormat,
-                        "gemma4: layer %u has %lld KV heads, which does not divide %u query heads", l,
-                        static_cast<long long>(lc.n_head_kv), n_head);
+                        "gemma4: layer %u has %lld KV heads, which does not divide %u query heads",
+                        l, static_cast<long long>(lc.n_head_kv), n_head);
     }
     if (lc.n_ff < 1 || lc.n_ff > (1 << 24)) {
       return make_error(ErrorCode::kFormat, "gemma4: layer %u feed_forward_length = %lld", l,
@@ -138,9 +143,10 @@ Result<Gemma4Config> Gemma4Config::from_gguf(const GgufMetadata& md) {
         }
       }
       if (lc.kv_source_layer < 0) {
-        return make_error(ErrorCode::kFormat,
-                          "gemma4: KV-shared layer %u (%s) has no earlier KV-owning layer of its type",
-                          l, lc.is_sliding ? "sliding" : "full");
+        return make_error(
+            ErrorCode::kFormat,
+            "gemma4: KV-shared layer %u (%s) has no earlier KV-owning layer of its type", l,
+            lc.is_sliding ? "sliding" : "full");
       }
     }
   }

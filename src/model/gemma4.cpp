@@ -53,8 +53,8 @@ class Gemma4Model final : public Model {
   std::vector<KvLayerSpec> kv_layout() const override {
     std::vector<KvLayerSpec> out;
     for (const auto& lc : cfg_.layers) {
-      out.push_back({lc.kv_source_layer, lc.n_head_kv, lc.head_dim,
-                     lc.is_sliding ? cfg_.sliding_window : 0});
+      out.push_back(
+          {lc.kv_source_layer, lc.n_head_kv, lc.head_dim, lc.is_sliding ? cfg_.sliding_window : 0});
     }
     return out;
   }
@@ -78,7 +78,8 @@ void add(float* h, const float* x, int64_t n) {
 void Gemma4Model::forward(const int32_t* tokens, int64_t n_tokens, int64_t pos0,
                           std::span<const KvView> kv, bool all_logits, float* logits) const {
   NIBBLE_CHECK(n_tokens > 0, "gemma4 forward: empty batch");
-  NIBBLE_CHECK(static_cast<int64_t>(kv.size()) == cfg_.n_layer, "gemma4 forward: one KvView per layer");
+  NIBBLE_CHECK(static_cast<int64_t>(kv.size()) == cfg_.n_layer,
+               "gemma4 forward: one KvView per layer");
   const int64_t T = n_tokens, H = cfg_.n_embd, L = cfg_.n_layer, P = cfg_.n_embd_per_layer;
   const float eps = cfg_.eps;
 
@@ -111,9 +112,9 @@ void Gemma4Model::forward(const int32_t* tokens, int64_t n_tokens, int64_t pos0,
   if (d_swa_ > 0) rope_table(inv_freq_swa_, pos.data(), T, cos_swa.data(), sin_swa.data());
   if (d_full_ > 0) rope_table(inv_freq_full_, pos.data(), T, cos_full.data(), sin_full.data());
 
-  std::vector<float> x(static_cast<size_t>(T * H));   // normed input of a block  [T, H]
-  std::vector<float> a(static_cast<size_t>(T * H));   // block output            [T, H]
-  std::vector<float> m2;                               // MoE branch              [T, H]
+  std::vector<float> x(static_cast<size_t>(T * H));  // normed input of a block  [T, H]
+  std::vector<float> a(static_cast<size_t>(T * H));  // block output            [T, H]
+  std::vector<float> m2;                             // MoE branch              [T, H]
   for (int64_t l = 0; l < L; ++l) {
     const Gemma4LayerConfig& lc = cfg_.layers[l];
     const Gemma4LayerWeights& lw = w_.layers[l];
@@ -122,8 +123,12 @@ void Gemma4Model::forward(const int32_t* tokens, int64_t n_tokens, int64_t pos0,
     // Attention: h = h + post_attention_norm(Attn(attn_norm(h))).
     rms_norm_rows(h.data(), lw.attn_norm.data(), x.data(), T, H, eps);
     trace(x.data(), T, H, "attn_norm", il);
-    AttentionWeights aw{lw.attn_q, lw.attn_k, lw.attn_v, lw.attn_output,
-                        lw.attn_q_norm.data(), lw.attn_k_norm.data()};
+    AttentionWeights aw{lw.attn_q,
+                        lw.attn_k,
+                        lw.attn_v,
+                        lw.attn_output,
+                        lw.attn_q_norm.data(),
+                        lw.attn_k_norm.data()};
     AttentionParams ap;
     ap.n_head = cfg_.n_head;
     ap.n_head_kv = lc.n_head_kv;

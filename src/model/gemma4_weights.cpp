@@ -9,9 +9,7 @@ namespace nibble {
 
 namespace {
 
-std::string blk(int64_t l, const char* name) {
-  return "blk." + std::to_string(l) + "." + name;
-}
+std::string blk(int64_t l, const char* name) { return "blk." + std::to_string(l) + "." + name; }
 
 }  // namespace
 
@@ -47,14 +45,17 @@ Result<Gemma4Weights> Gemma4Weights::bind(const GgufFile& file, const Gemma4Conf
     NIBBLE_ASSIGN_OR_RETURN(w.rope_freqs, b.vector("rope_freqs.weight", d_full / 2));
     for (float f : w.rope_freqs) {
       if (!(f > 0.0f)) {
-        return make_error(ErrorCode::kFormat, "model: rope_freqs.weight has a non-positive factor %g",
+        return make_error(ErrorCode::kFormat,
+                          "model: rope_freqs.weight has a non-positive factor %g",
                           static_cast<double>(f));
       }
     }
   }
   if (P > 0) {
-    NIBBLE_ASSIGN_OR_RETURN(w.per_layer_token_embd, b.matrix("per_layer_token_embd.weight", {L * P, V}));
-    NIBBLE_ASSIGN_OR_RETURN(w.per_layer_model_proj, b.matrix("per_layer_model_proj.weight", {H, L * P}));
+    NIBBLE_ASSIGN_OR_RETURN(w.per_layer_token_embd,
+                            b.matrix("per_layer_token_embd.weight", {L * P, V}));
+    NIBBLE_ASSIGN_OR_RETURN(w.per_layer_model_proj,
+                            b.matrix("per_layer_model_proj.weight", {H, L * P}));
     NIBBLE_ASSIGN_OR_RETURN(w.per_layer_proj_norm, b.vector("per_layer_proj_norm.weight", P));
   }
 
@@ -66,7 +67,8 @@ Result<Gemma4Weights> Gemma4Weights::bind(const GgufFile& file, const Gemma4Conf
     NIBBLE_ASSIGN_OR_RETURN(lw.attn_norm, b.vector(blk(l, "attn_norm.weight"), H));
     NIBBLE_ASSIGN_OR_RETURN(lw.attn_q, b.matrix(blk(l, "attn_q.weight"), {H, c.n_head * d}));
     NIBBLE_ASSIGN_OR_RETURN(lw.attn_q_norm, b.vector(blk(l, "attn_q_norm.weight"), d));
-    NIBBLE_ASSIGN_OR_RETURN(lw.attn_output, b.matrix(blk(l, "attn_output.weight"), {c.n_head * d, H}));
+    NIBBLE_ASSIGN_OR_RETURN(lw.attn_output,
+                            b.matrix(blk(l, "attn_output.weight"), {c.n_head * d, H}));
     if (lc.owns_kv(static_cast<int>(l))) {
       NIBBLE_ASSIGN_OR_RETURN(lw.attn_k, b.matrix(blk(l, "attn_k.weight"), {H, kv * d}));
       NIBBLE_ASSIGN_OR_RETURN(lw.attn_k_norm, b.vector(blk(l, "attn_k_norm.weight"), d));
@@ -74,7 +76,8 @@ Result<Gemma4Weights> Gemma4Weights::bind(const GgufFile& file, const Gemma4Conf
         NIBBLE_ASSIGN_OR_RETURN(lw.attn_v, b.matrix(blk(l, "attn_v.weight"), {H, kv * d}));
       }
     }
-    NIBBLE_ASSIGN_OR_RETURN(lw.post_attention_norm, b.vector(blk(l, "post_attention_norm.weight"), H));
+    NIBBLE_ASSIGN_OR_RETURN(lw.post_attention_norm,
+                            b.vector(blk(l, "post_attention_norm.weight"), H));
     NIBBLE_ASSIGN_OR_RETURN(lw.ffn_norm, b.vector(blk(l, "ffn_norm.weight"), H));
     NIBBLE_ASSIGN_OR_RETURN(lw.ffn_gate, b.matrix(blk(l, "ffn_gate.weight"), {H, F}));
     NIBBLE_ASSIGN_OR_RETURN(lw.ffn_up, b.matrix(blk(l, "ffn_up.weight"), {H, F}));
@@ -97,12 +100,15 @@ Result<Gemma4Weights> Gemma4Weights::bind(const GgufFile& file, const Gemma4Conf
       NIBBLE_ASSIGN_OR_RETURN(lw.ffn_gate_inp_scale, b.vector(blk(l, "ffn_gate_inp.scale"), H));
       NIBBLE_ASSIGN_OR_RETURN(lw.ffn_down_exps_scale, b.vector(blk(l, "ffn_down_exps.scale"), E));
       if (b.has(blk(l, "ffn_gate_up_exps.weight"))) {
-        NIBBLE_ASSIGN_OR_RETURN(lw.ffn_gate_up_exps, b.matrix(blk(l, "ffn_gate_up_exps.weight"), {H, 2 * I, E}));
+        NIBBLE_ASSIGN_OR_RETURN(lw.ffn_gate_up_exps,
+                                b.matrix(blk(l, "ffn_gate_up_exps.weight"), {H, 2 * I, E}));
       } else {
-        NIBBLE_ASSIGN_OR_RETURN(lw.ffn_gate_exps, b.matrix(blk(l, "ffn_gate_exps.weight"), {H, I, E}));
+        NIBBLE_ASSIGN_OR_RETURN(lw.ffn_gate_exps,
+                                b.matrix(blk(l, "ffn_gate_exps.weight"), {H, I, E}));
         NIBBLE_ASSIGN_OR_RETURN(lw.ffn_up_exps, b.matrix(blk(l, "ffn_up_exps.weight"), {H, I, E}));
       }
-      NIBBLE_ASSIGN_OR_RETURN(lw.ffn_down_exps, b.matrix(blk(l, "ffn_down_exps.weight"), {I, H, E}));
+      NIBBLE_ASSIGN_OR_RETURN(lw.ffn_down_exps,
+                              b.matrix(blk(l, "ffn_down_exps.weight"), {I, H, E}));
       NIBBLE_ASSIGN_OR_RETURN(lw.pre_ffw_norm_2, b.vector(blk(l, "pre_ffw_norm_2.weight"), H));
       NIBBLE_ASSIGN_OR_RETURN(lw.post_ffw_norm_1, b.vector(blk(l, "post_ffw_norm_1.weight"), H));
       NIBBLE_ASSIGN_OR_RETURN(lw.post_ffw_norm_2, b.vector(blk(l, "post_ffw_norm_2.weight"), H));

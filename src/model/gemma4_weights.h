@@ -21,26 +21,26 @@ struct Gemma4LayerWeights {
   float layer_output_scale = 1.0f;
 
   bool has_moe = false;
-  WeightMatrix ffn_gate_inp;                      // {H, E}
-  std::vector<float> ffn_gate_inp_scale;          // [H]
-  std::vector<float> ffn_down_exps_scale;         // [E]
-  WeightMatrix ffn_gate_up_exps;                  // {H, 2I, E} (or the split pair below)
-  WeightMatrix ffn_gate_exps, ffn_up_exps;        // {H, I, E}
-  WeightMatrix ffn_down_exps;                     // {I, H, E}
+  WeightMatrix ffn_gate_inp;                // {H, E}
+  std::vector<float> ffn_gate_inp_scale;    // [H]
+  std::vector<float> ffn_down_exps_scale;   // [E]
+  WeightMatrix ffn_gate_up_exps;            // {H, 2I, E} (or the split pair below)
+  WeightMatrix ffn_gate_exps, ffn_up_exps;  // {H, I, E}
+  WeightMatrix ffn_down_exps;               // {I, H, E}
   std::vector<float> pre_ffw_norm_2, post_ffw_norm_1, post_ffw_norm_2;  // [H]
 
-  WeightMatrix inp_gate, proj;                    // PLE: {H, P}, {P, H}
-  std::vector<float> post_norm;                   // PLE: [H]
+  WeightMatrix inp_gate, proj;   // PLE: {H, P}, {P, H}
+  std::vector<float> post_norm;  // PLE: [H]
 };
 
 struct Gemma4Weights {
   int64_t n_vocab = 0;
-  WeightMatrix token_embd;           // {H, V}
-  WeightMatrix output;               // {H, V}: output.weight, else token_embd (tied)
-  std::vector<float> output_norm;    // [H]
-  std::vector<float> rope_freqs;     // [d_full / 2] frequency divisors; empty when absent
-  WeightMatrix per_layer_token_embd; // {L*P, V}
-  WeightMatrix per_layer_model_proj; // {H, L*P}
+  WeightMatrix token_embd;                 // {H, V}
+  WeightMatrix output;                     // {H, V}: output.weight, else token_embd (tied)
+  std::vector<float> output_norm;          // [H]
+  std::vector<float> rope_freqs;           // [d_full / 2] frequency divisors; empty when absent
+  WeightMatrix per_layer_token_embd;       // {L*P, V}
+  WeightMatrix per_layer_model_proj;       // {H, L*P}
   std::vector<float> per_layer_proj_norm;  // [P]
   std::vector<Gemma4LayerWeights> layers;
 

@@ -31,7 +31,8 @@ Result<std::unique_ptr<Model>> load_model(std::unique_ptr<GgufFile> file) {
     if (arch.value() == e.arch) return e.load(std::move(file));
     known += known.empty() ? e.arch : std::string(", ") + e.arch;
   }
-  return make_error(ErrorCode::kUnsupported, "model: %s: architecture '%s' is not supported (known: %s)",
+  return make_error(ErrorCode::kUnsupported,
+                    "model: %s: architecture '%s' is not supported (known: %s)",
                     file->path().c_str(), arch.value().c_str(), known.c_str());
 }
 

@@ -18,7 +18,8 @@ namespace detail {
 extern TraceFn* g_trace;
 }
 
-inline void trace(const float* data, int64_t n_rows, int64_t n_cols, const char* name, int layer = -1) {
+inline void trace(const float* data, int64_t n_rows, int64_t n_cols, const char* name,
+                  int layer = -1) {
   if (detail::g_trace != nullptr) (*detail::g_trace)(name, layer, data, n_rows, n_cols);
 }
 

@@ -20,8 +20,9 @@ Result<const GgufTensorInfo*> WeightBinder::lookup(const std::string& name,
                                                    const std::vector<int64_t>& shape) const {
   const GgufTensorInfo* t = file_.find_tensor(name);
   if (t == nullptr) {
-    return make_error(ErrorCode::kNotFound, "model: tensor '%s' is missing from %s (expected shape %s)",
-                      name.c_str(), file_.path().c_str(), shape_string(shape).c_str());
+    return make_error(ErrorCode::kNotFound,
+                      "model: tensor '%s' is missing from %s (expected shape %s)", name.c_str(),
+                      file_.path().c_str(), shape_string(shape).c_str());
   }
   // Compare with trailing 1s ignored (GGUF stores the canonical number of dims).
   bool same = true;
@@ -34,16 +35,18 @@ Result<const GgufTensorInfo*> WeightBinder::lookup(const std::string& name,
     same &= want == have;
   }
   if (!same) {
-    return make_error(ErrorCode::kFormat, "model: tensor '%s' has shape %s, expected %s", name.c_str(),
-                      shape_string(actual).c_str(), shape_string(shape).c_str());
+    return make_error(ErrorCode::kFormat, "model: tensor '%s' has shape %s, expected %s",
+                      name.c_str(), shape_string(actual).c_str(), shape_string(shape).c_str());
   }
   if (!can_dequantize(t->type)) {
-    return make_error(ErrorCode::kUnsupported, "model: tensor '%s' has type %s, which nibble cannot compute with",
+    return make_error(ErrorCode::kUnsupported,
+                      "model: tensor '%s' has type %s, which nibble cannot compute with",
                       name.c_str(), ggml_type_name(t->type));
   }
   if (t->ne(0) % traits(t->type).block_size != 0) {
-    return make_error(ErrorCode::kFormat, "model: tensor '%s' row of %llu is not a multiple of the %s block",
-                      name.c_str(), static_cast<unsigned long long>(t->ne(0)), ggml_type_name(t->type));
+    return make_error(
+        ErrorCode::kFormat, "model: tensor '%s' row of %llu is not a multiple of the %s block",
+        name.c_str(), static_cast<unsigned long long>(t->ne(0)), ggml_type_name(t->type));
   }
   return t;
 }

@@ -1,7 +1,8 @@
 // Cached causal attention, the fast path. kv_store writes a batch's K/V rows into a layer's
 // cache; attention then lets each query (at position pos0 + t) attend to cached keys
 // [max(0, p - window + 1), p] (window 0 = unlimited). Query head h reads KV head
-// h / (n_head / n_head_kv). Threads split (token, head) pairs. Oracle: ref::attention.
+// h / (n_head / n_head_kv). Threads split (token, head) pairs (ops/thread_pool). Oracle:
+// ref::attention.
 #pragma once
 
 #include <cstdint>

@@ -1,17 +1,96 @@
-// dot_f32 / axpy_f32 with per-ISA clones (GCC target_clones resolves once, via ifunc).
+// Dot kernels with GCC vector extensions (lane-wise semantics are the same on every ISA, so
+// the clones agree bit for bit) and target_clones dispatch.
 #include "ops/dot.h"
+
+#include <cstring>
+
+// The v8 helpers below are internal (inlined); the ABI note for the baseline clone does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace nibble {
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
-float dot_f32(const float* a, const float* b, int64_t n) {
+namespace {
+
+typedef float v8 __attribute__((vector_size(32)));
+
+inline v8 load8(const float* p) {
+  v8 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// Fixed-order reduction of the 8 lanes.
+inline float hsum(v8 v) {
+  const float a = (v[0] + v[4]) + (v[2] + v[6]);
+  const float b = (v[1] + v[5]) + (v[3] + v[7]);
+  return a + b;
+}
+
+inline float tail(const float* a, const float* b, int64_t i, int64_t n) {
   float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  for (; i < n; ++i) s += a[i] * b[i];
   return s;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
+}  // namespace
+
+#define NIBBLE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
+NIBBLE_CLONES
+float dot_f32(const float* a, const float* b, int64_t n) {
+  v8 acc = {};
+  const int64_t n8 = n & ~int64_t{7};
+  for (int64_t i = 0; i < n8; i += 8) acc += load8(a + i) * load8(b + i);
+  return hsum(acc) + tail(a, b, n8, n);
+}
+
+NIBBLE_CLONES
+void dot_4rows(const float* const* w, const float* x, int64_t n, float* out) {
+  v8 a0 = {}, a1 = {}, a2 = {}, a3 = {};
+  const float *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
+  const int64_t n8 = n & ~int64_t{7};
+  for (int64_t i = 0; i < n8; i += 8) {
+    const v8 xv = load8(x + i);
+    a0 += load8(w0 + i) * xv;
+    a1 += load8(w1 + i) * xv;
+    a2 += load8(w2 + i) * xv;
+    a3 += load8(w3 + i) * xv;
+  }
+  out[0] = hsum(a0) + tail(w0, x, n8, n);
+  out[1] = hsum(a1) + tail(w1, x, n8, n);
+  out[2] = hsum(a2) + tail(w2, x, n8, n);
+  out[3] = hsum(a3) + tail(w3, x, n8, n);
+}
+
+NIBBLE_CLONES
+void dot_4rows_2tok(const float* const* w, const float* x, int64_t ldx, int64_t n, float* out) {
+  v8 a0 = {}, a1 = {}, a2 = {}, a3 = {}, b0 = {}, b1 = {}, b2 = {}, b3 = {};
+  const float *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
+  const float* x1 = x + ldx;
+  const int64_t n8 = n & ~int64_t{7};
+  for (int64_t i = 0; i < n8; i += 8) {
+    const v8 xa = load8(x + i), xb = load8(x1 + i);
+    const v8 r0 = load8(w0 + i), r1 = load8(w1 + i), r2 = load8(w2 + i), r3 = load8(w3 + i);
+    a0 += r0 * xa;
+    a1 += r1 * xa;
+    a2 += r2 * xa;
+    a3 += r3 * xa;
+    b0 += r0 * xb;
+    b1 += r1 * xb;
+    b2 += r2 * xb;
+    b3 += r3 * xb;
+  }
+  out[0] = hsum(a0) + tail(w0, x, n8, n);
+  out[1] = hsum(a1) + tail(w1, x, n8, n);
+  out[2] = hsum(a2) + tail(w2, x, n8, n);
+  out[3] = hsum(a3) + tail(w3, x, n8, n);
+  out[4] = hsum(b0) + tail(w0, x1, n8, n);
+  out[5] = hsum(b1) + tail(w1, x1, n8, n);
+  out[6] = hsum(b2) + tail(w2, x1, n8, n);
+  out[7] = hsum(b3) + tail(w3, x1, n8, n);
+}
+
+NIBBLE_CLONES
 void axpy_f32(float a, const float* x, float* y, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];

@@ -1,6 +1,6 @@
 // matmul: y = x · W^T for a batch of tokens, the default (fast) path. Weight rows are
 // dequantized on the fly, once per batch, into a per-thread buffer; threads split the output
-// rows (OpenMP). Oracle: ref::matmul in ops/reference.
+// rows (ops/thread_pool). Oracle: ref::matmul in ops/reference.
 #pragma once
 
 #include <cstdint>

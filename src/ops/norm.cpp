@@ -18,7 +18,6 @@ void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
 }
 
 void rms_norm_rows(const float* x, const float* w, float* y, int64_t n_rows, int64_t n, float eps) {
-#pragma omp parallel for schedule(static) if (n_rows * n >= (int64_t{1} << 20))
   for (int64_t r = 0; r < n_rows; ++r) rms_norm(x + r * n, w, y + r * n, n, eps);
 }
 

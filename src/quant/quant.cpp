@@ -34,14 +34,22 @@ constexpr std::array kCodecs = {
     QuantCodec{GgmlType::Q8_K,   qref::dequantize_q8_K,   qref::quantize_q8_K,   nullptr,                       IU::kIgnored,  true},
     QuantCodec{GgmlType::IQ4_NL, qref::dequantize_iq4_nl, qref::quantize_iq4_nl, qref::quantize_iq4_nl_imatrix, IU::kWeights,  false},
     QuantCodec{GgmlType::IQ4_XS, qref::dequantize_iq4_xs, qref::quantize_iq4_xs, qref::quantize_iq4_xs_imatrix, IU::kWeights,  false},
+    // nibble extension (id 1000, not a ggml type): gemma.cpp's SFP8.
+    QuantCodec{GgmlType::SFP8,   qref::dequantize_sfp8,   qref::quantize_sfp8,   nullptr,                       IU::kIgnored,  false},
 };
 // clang-format on
 
-// Index by type id for O(1) lookup; built once from kCodecs.
+// Index by type id for O(1) lookup; built once from kCodecs. ggml ids index the array; the
+// nibble extension (SFP8, id 1000) has its own slot.
 struct CodecIndex {
   std::array<const QuantCodec*, kGgmlTypeCount> by_id{};
+  const QuantCodec* sfp8 = nullptr;
   CodecIndex() {
-    for (const auto& c : kCodecs) by_id[static_cast<uint32_t>(c.type)] = &c;
+    for (const auto& c : kCodecs) {
+      const auto id = static_cast<uint32_t>(c.type);
+      if (id == kNibbleSfp8TypeId) sfp8 = &c;
+      else by_id[id] = &c;
+    }
   }
 };
 
@@ -61,6 +69,7 @@ void check_whole_blocks(GgmlType type, uint64_t n) {
 const QuantCodec* quant_codec(GgmlType type) {
   static const CodecIndex index;
   const auto id = static_cast<uint32_t>(type);
+  if (id == kNibbleSfp8TypeId) return index.sfp8;
   return id < kGgmlTypeCount ? index.by_id[id] : nullptr;
 }
 

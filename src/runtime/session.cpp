@@ -12,7 +12,8 @@ Result<std::unique_ptr<Session>> Session::create(const Model& model, SessionOpti
     return make_error(ErrorCode::kInvalidArgument, "session: context size %lld is negative",
                       static_cast<long long>(n_ctx));
   }
-  if (n_ctx == 0) n_ctx = train > 0 ? std::min(train, SessionOptions::kDefaultCtx) : SessionOptions::kDefaultCtx;
+  if (n_ctx == 0)
+    n_ctx = train > 0 ? std::min(train, SessionOptions::kDefaultCtx) : SessionOptions::kDefaultCtx;
   if (n_ctx > (int64_t{1} << 24)) {
     return make_error(ErrorCode::kInvalidArgument, "session: context size %lld is too large",
                       static_cast<long long>(n_ctx));
@@ -31,8 +32,9 @@ Status Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vect
   if (n == 0) return make_error(ErrorCode::kInvalidArgument, "session: no tokens to evaluate");
   for (int64_t i = 0; i < n; ++i) {
     if (tokens[i] < 0 || tokens[i] >= n_vocab) {
-      return make_error(ErrorCode::kOutOfRange, "token id %d at index %lld is out of range [0, %lld)",
-                        tokens[i], static_cast<long long>(i), static_cast<long long>(n_vocab));
+      return make_error(ErrorCode::kOutOfRange,
+                        "token id %d at index %lld is out of range [0, %lld)", tokens[i],
+                        static_cast<long long>(i), static_cast<long long>(n_vocab));
     }
   }
   if (n_past_ + n > cache_.n_ctx()) {

@@ -16,8 +16,8 @@
 namespace nibble {
 
 struct SessionOptions {
-  int64_t n_ctx = 0;     // 0: the model's training context, capped at kDefaultCtx
-  int64_t n_batch = 256; // most tokens per forward call
+  int64_t n_ctx = 0;      // 0: the model's training context, capped at kDefaultCtx
+  int64_t n_batch = 256;  // most tokens per forward call
   static constexpr int64_t kDefaultCtx = 4096;
 };
 

@@ -14,7 +14,8 @@ Status SamplerParams::validate() const {
     return make_error(ErrorCode::kInvalidArgument, "--temp must be a finite number >= 0, got %g",
                       static_cast<double>(temperature));
   }
-  if (top_k < 0) return make_error(ErrorCode::kInvalidArgument, "--top-k must be >= 0, got %d", top_k);
+  if (top_k < 0)
+    return make_error(ErrorCode::kInvalidArgument, "--top-k must be >= 0, got %d", top_k);
   if (!(top_p > 0.0f && top_p <= 1.0f)) {
     return make_error(ErrorCode::kInvalidArgument, "--top-p must be in (0, 1], got %g",
                       static_cast<double>(top_p));
@@ -24,11 +25,13 @@ Status SamplerParams::validate() const {
                       static_cast<double>(min_p));
   }
   if (!(repeat_penalty > 0.0f) || !std::isfinite(repeat_penalty)) {
-    return make_error(ErrorCode::kInvalidArgument, "--repeat-penalty must be a finite number > 0, got %g",
+    return make_error(ErrorCode::kInvalidArgument,
+                      "--repeat-penalty must be a finite number > 0, got %g",
                       static_cast<double>(repeat_penalty));
   }
   if (repeat_last_n < 0) {
-    return make_error(ErrorCode::kInvalidArgument, "--repeat-last-n must be >= 0, got %d", repeat_last_n);
+    return make_error(ErrorCode::kInvalidArgument, "--repeat-last-n must be >= 0, got %d",
+                      repeat_last_n);
   }
   return ok_status();
 }

@@ -52,9 +52,13 @@ constexpr std::array<GgmlTypeTraits, kGgmlTypeCount> kTraits = {{
     {"q1_0", 128, 18, true},    // 41
     {"q2_0", 64, 18, true},     // 42
 }};
+
+// nibble's SFP8 extension: one byte per element (spec §7.1).
+constexpr GgmlTypeTraits kSfp8Traits = {"sfp8", 1, 1, true};
 }  // namespace
 
 const GgmlTypeTraits* ggml_type_traits(uint32_t id) {
+  if (id == kNibbleSfp8TypeId) return &kSfp8Traits;
   if (id >= kGgmlTypeCount) return nullptr;
   const GgmlTypeTraits* t = &kTraits[id];
   return t->block_size == 0 ? nullptr : t;
@@ -72,6 +76,7 @@ std::optional<GgmlType> ggml_type_from_name(std::string_view name) {
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     if (n == lower) return static_cast<GgmlType>(id);
   }
+  if (lower == kSfp8Traits.name) return GgmlType::SFP8;
   return std::nullopt;
 }
 

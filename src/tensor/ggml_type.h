@@ -1,5 +1,6 @@
-// GgmlType: every ggml tensor type id with its block geometry (spec gguf-and-quant-formats §2.1).
-// This table is the only place that enumerates types; quantizers hang off it in quant/.
+// GgmlType: every ggml tensor type id with its block geometry (spec gguf-and-quant-formats §2.1),
+// plus nibble's one extension, SFP8 (id 1000, see below). This table is the only place that
+// enumerates types; quantizers hang off it in quant/.
 #pragma once
 
 #include <cstdint>
@@ -15,10 +16,19 @@ enum class GgmlType : uint32_t {
   IQ2_XXS = 16, IQ2_XS = 17, IQ3_XXS = 18, IQ1_S = 19, IQ4_NL = 20, IQ3_S = 21, IQ2_S = 22,
   IQ4_XS = 23, I8 = 24, I16 = 25, I32 = 26, I64 = 27, F64 = 28, IQ1_M = 29, BF16 = 30,
   TQ1_0 = 34, TQ2_0 = 35, MXFP4 = 39, NVFP4 = 40, Q1_0 = 41, Q2_0 = 42,
+  // nibble extension, not a ggml type: gemma.cpp's 8-bit "switched floating point" (spec §7.1),
+  // one byte per value, block size 1. The id sits far above ggml's (which end below 64) so it
+  // can never collide with a future ggml type; llama.cpp and Ollama reject files that use it.
+  SFP8 = 1000,
 };
 
-// Number of type ids nibble knows (ids >= this are rejected).
+// Number of ggml type ids nibble knows (ids >= this are rejected, except kNibbleSfp8TypeId).
 inline constexpr uint32_t kGgmlTypeCount = 43;
+// The GGUF tensor type id of nibble's SFP8 extension (docs/quantize.md).
+inline constexpr uint32_t kNibbleSfp8TypeId = 1000;
+
+// True for types only nibble reads (today: SFP8).
+inline constexpr bool is_nibble_extension(GgmlType t) { return t == GgmlType::SFP8; }
 
 struct GgmlTypeTraits {
   const char* name;      // ggml_type_name: "f32", "q4_0", "q4_K", ...
@@ -27,7 +37,7 @@ struct GgmlTypeTraits {
   bool quantized;
 };
 
-// Traits of a type id, or nullptr for unknown/removed ids.
+// Traits of a type id, or nullptr for unknown/removed ids (kNibbleSfp8TypeId is known).
 const GgmlTypeTraits* ggml_type_traits(uint32_t id);
 inline const GgmlTypeTraits& traits(GgmlType t) { return *ggml_type_traits(static_cast<uint32_t>(t)); }
 inline const char* ggml_type_name(GgmlType t) { return traits(t).name; }

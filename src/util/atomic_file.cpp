@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -24,6 +25,19 @@ std::set<std::string>& open_temps() {
 void atomic_file_cleanup_all() {
   // Called from a signal handler: best effort, no locking.
   for (const auto& p : open_temps()) ::unlink(p.c_str());
+}
+
+namespace {
+void on_fatal_signal(int sig) {
+  atomic_file_cleanup_all();
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+}  // namespace
+
+void remove_partial_outputs_on_signals() {
+  std::signal(SIGINT, on_fatal_signal);
+  std::signal(SIGTERM, on_fatal_signal);
 }
 
 Result<AtomicFile> AtomicFile::create(const std::string& path) {

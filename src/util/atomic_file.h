@@ -33,5 +33,8 @@ class AtomicFile {
 
 // Removes every temporary of AtomicFile still open in this process (for signal handlers).
 void atomic_file_cleanup_all();
+// Installs SIGINT/SIGTERM handlers that remove open temporaries, then die of the signal as usual:
+// commands that write output files call this first, so Ctrl-C never leaves a partial file.
+void remove_partial_outputs_on_signals();
 
 }  // namespace nibble

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the fuzzers' seed corpora under tests/fuzz/corpus/<fuzzer>/ (small valid inputs).
+"""Writes the fuzzers' seed corpora under tests/fuzz/corpus/<fuzzer>/ (small valid inputs) and
+the crash reproducers under tests/fuzz/regressions/<fuzzer>/.
 
 The files are committed; rerun after changing this script:  python3 tests/fuzz/make_seeds.py
 Standard library only. GGUF layout: spec gguf-and-quant-formats §1; safetensors: 8-byte LE
@@ -13,6 +14,7 @@ import struct
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 CORPUS = os.path.join(HERE, "corpus")
+REGRESSIONS = os.path.join(HERE, "regressions")
 
 # ---------------------------------------------------------------------------------------- GGUF
 U8, I8, U16, I16, U32, I32, F32, BOOL, STR, ARR, U64, I64, F64 = range(13)
@@ -136,11 +138,6 @@ def safetensors_seeds():
             raw = f.read()
         (hl,) = struct.unpack("<Q", raw[:8])
         yield "rand_dense_header.safetensors", raw[:8 + hl + 64]
-    # Regression: error messages used to dump() the offending JSON value, which recursed once
-    # per nesting level and overflowed the stack (ASan: at about 20000 levels).
-    deep = "[" * 30000 + "]" * 30000
-    h = ('{"w":{"dtype":' + deep + ',"shape":[1],"data_offsets":[0,4]}}').encode()
-    yield "regression_deep_dtype.safetensors", struct.pack("<Q", len(h)) + h + b"\0" * 4
 
 
 # ----------------------------------------------------------------------------------- hf_config
@@ -164,21 +161,39 @@ def hf_config_seeds():
                                                                   "partial_rotary_factor": 0.5,
                                                                   "rope_theta": 1e6}})}
     yield "multimodal_moe.json", json.dumps(mm).encode()
-    # Regression: see regression_deep_dtype.safetensors.
-    yield "regression_deep_value.json", ('{"model_type":"gemma4_text","hidden_size":' +
-                                         "[" * 30000 + "]" * 30000 + "}").encode()
+
+
+# ---------------------------------------------------------------------------------- regressions
+# Inputs that crashed once; replayed by `ctest -L fuzz`, not used as seeds (they are large).
+def safetensors_regressions():
+    # Error messages used to dump() the offending JSON value, which recursed once per nesting
+    # level and overflowed the stack (under ASan at about 20000 levels).
+    deep = "[" * 30000 + "]" * 30000
+    h = ('{"w":{"dtype":' + deep + ',"shape":[1],"data_offsets":[0,4]}}').encode()
+    yield "deep_dtype.safetensors", struct.pack("<Q", len(h)) + h + b"\0" * 4
+
+
+def hf_config_regressions():
+    yield "deep_value.json", ('{"model_type":"gemma4_text","hidden_size":' +
+                              "[" * 30000 + "]" * 30000 + "}").encode()
+
+
+def write(dirname, seeds):
+    shutil.rmtree(dirname, ignore_errors=True)
+    os.makedirs(dirname)
+    for name, data in seeds():
+        with open(os.path.join(dirname, name), "wb") as f:
+            f.write(data)
+    print(f"{dirname}: {len(os.listdir(dirname))} files")
 
 
 def main():
     for fuzzer, seeds in (("gguf_reader", gguf_seeds), ("safetensors", safetensors_seeds),
                           ("hf_config", hf_config_seeds)):
-        d = os.path.join(CORPUS, fuzzer)
-        shutil.rmtree(d, ignore_errors=True)
-        os.makedirs(d)
-        for name, data in seeds():
-            with open(os.path.join(d, name), "wb") as f:
-                f.write(data)
-        print(f"{d}: {len(os.listdir(d))} seeds")
+        write(os.path.join(CORPUS, fuzzer), seeds)
+    for fuzzer, seeds in (("safetensors", safetensors_regressions),
+                          ("hf_config", hf_config_regressions)):
+        write(os.path.join(REGRESSIONS, fuzzer), seeds)
 
 
 if __name__ == "__main__":

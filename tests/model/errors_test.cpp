@@ -32,15 +32,18 @@ TEST(ModelErrors, WrongArchitecture) {
 }
 
 TEST(ModelErrors, MissingTensor) {
-  const Error e = load_error(test::build_gemma4_gguf(Gemma4FixtureShape{}, "gemma4", "blk.2.ffn_up.weight"));
+  const Error e =
+      load_error(test::build_gemma4_gguf(Gemma4FixtureShape{}, "gemma4", "blk.2.ffn_up.weight"));
   EXPECT_EQ(e.code, ErrorCode::kNotFound);
   expect_contains(e.message, "blk.2.ffn_up.weight");
-  const Error e2 = load_error(test::build_gemma4_gguf(Gemma4FixtureShape{}, "gemma4", "rope_freqs.weight"));
+  const Error e2 =
+      load_error(test::build_gemma4_gguf(Gemma4FixtureShape{}, "gemma4", "rope_freqs.weight"));
   expect_contains(e2.message, "rope_freqs.weight");
 }
 
 TEST(ModelErrors, MisshapenTensor) {
-  const Error e = load_error(test::build_gemma4_gguf(Gemma4FixtureShape{}, "gemma4", "", "blk.1.attn_q.weight"));
+  const Error e = load_error(
+      test::build_gemma4_gguf(Gemma4FixtureShape{}, "gemma4", "", "blk.1.attn_q.weight"));
   EXPECT_EQ(e.code, ErrorCode::kFormat);
   expect_contains(e.message, "blk.1.attn_q.weight");
   expect_contains(e.message, "{64, 16}");  // actual
@@ -69,7 +72,8 @@ class CliErrors : public ::testing::Test {
 std::string CliErrors::path_;
 
 TEST_F(CliErrors, TokenIdOutOfRange) {
-  auto r = test::run_nibble({"logits", path_, "--tokens", "2,64", "--out", test::temp_dir() + "/x.f32"});
+  auto r =
+      test::run_nibble({"logits", path_, "--tokens", "2,64", "--out", test::temp_dir() + "/x.f32"});
   EXPECT_NE(r.exit_code, 0);
   expect_contains(r.err, "token id 64");
   expect_contains(r.err, "[0, 64)");
@@ -82,7 +86,8 @@ TEST_F(CliErrors, PromptLongerThanContext) {
   auto r = test::run_nibble({"generate", path_, "--tokens", "2,3,4,5,6", "-n", "4", "--ctx", "6"});
   EXPECT_NE(r.exit_code, 0);
   expect_contains(r.err, "context");
-  r = test::run_nibble({"logits", path_, "--tokens", "2,3,4,5,6", "--ctx", "3", "--out", test::temp_dir() + "/x.f32"});
+  r = test::run_nibble({"logits", path_, "--tokens", "2,3,4,5,6", "--ctx", "3", "--out",
+                        test::temp_dir() + "/x.f32"});
   EXPECT_NE(r.exit_code, 0);
   expect_contains(r.err, "context");
 }
@@ -108,10 +113,12 @@ TEST_F(CliErrors, WrongArchitectureFromTheCli) {
 }
 
 TEST_F(CliErrors, GenerateAndLogitsWork) {
-  auto r = test::run_nibble({"generate", path_, "--tokens", "2,5,9", "-n", "5", "--greedy", "--ignore-eos"});
+  auto r = test::run_nibble(
+      {"generate", path_, "--tokens", "2,5,9", "-n", "5", "--greedy", "--ignore-eos"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   int count = 0;
-  for (size_t i = 0; i < r.out.size(); ++i) count += r.out[i] != ' ' && r.out[i] != '\n' && (i == 0 || r.out[i - 1] == ' ');
+  for (size_t i = 0; i < r.out.size(); ++i)
+    count += r.out[i] != ' ' && r.out[i] != '\n' && (i == 0 || r.out[i - 1] == ' ');
   EXPECT_EQ(count, 5) << r.out;
   const std::string out = test::temp_dir() + "/l.f32";
   r = test::run_nibble({"logits", path_, "--tokens", "2,5,9", "--out", out});

@@ -6,6 +6,7 @@
 // The rand-* hidden states are also compared layer by layer, in process, through trace().
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -16,6 +17,7 @@
 #include "model/registry.h"
 #include "model/trace.h"
 #include "runtime/session.h"
+#include "tokenizer/tokenizer.h"
 #include "test_util.h"
 
 namespace nibble {
@@ -49,7 +51,10 @@ json read_json(const std::string& path) {
 
 std::string join(const std::vector<int>& ids, const char* sep) {
   std::string s;
-  for (size_t i = 0; i < ids.size(); ++i) s += (i ? sep : "") + std::to_string(ids[i]);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0) s += sep;
+    s += std::to_string(ids[i]);
+  }
   return s;
 }
 
@@ -107,7 +112,8 @@ void check_model(const std::string& name, const std::string& type) {
     const Comparison c = compare(got, want, n_vocab);
     const double tol = 1e-3 * c.max_logit + 1e-4;
     std::printf("[golden] %s %s%s: top-1 %d/%d, max|dlogit| %.3g (tolerance %.3g)\n", name.c_str(),
-                type.c_str(), incremental ? " --incremental" : "", c.top1_same, c.n_pos, c.max_diff, tol);
+                type.c_str(), incremental ? " --incremental" : "", c.top1_same, c.n_pos, c.max_diff,
+                tol);
     std::fflush(stdout);  // before the next fork, or the child flushes it again
     EXPECT_EQ(c.top1_same, c.n_pos) << name << " " << type;
     EXPECT_LE(c.max_diff, tol) << name << " " << type << (incremental ? " incremental" : "");
@@ -122,11 +128,26 @@ void check_model(const std::string& name, const std::string& type) {
   EXPECT_EQ(r.out, join(cont, " ")) << name << " " << type << " greedy continuation";
 }
 
-TEST(Golden, RandE) { check_model("rand-e", "f32"); check_model("rand-e", "bf16"); }
-TEST(Golden, RandMoe) { check_model("rand-moe", "f32"); check_model("rand-moe", "bf16"); }
-TEST(Golden, RandDense) { check_model("rand-dense", "f32"); check_model("rand-dense", "bf16"); }
-TEST(Golden, TinyE) { check_model("tiny-e", "f32"); check_model("tiny-e", "bf16"); }
-TEST(Golden, TinyMoe) { check_model("tiny-moe", "f32"); check_model("tiny-moe", "bf16"); }
+TEST(Golden, RandE) {
+  check_model("rand-e", "f32");
+  check_model("rand-e", "bf16");
+}
+TEST(Golden, RandMoe) {
+  check_model("rand-moe", "f32");
+  check_model("rand-moe", "bf16");
+}
+TEST(Golden, RandDense) {
+  check_model("rand-dense", "f32");
+  check_model("rand-dense", "bf16");
+}
+TEST(Golden, TinyE) {
+  check_model("tiny-e", "f32");
+  check_model("tiny-e", "bf16");
+}
+TEST(Golden, TinyMoe) {
+  check_model("tiny-moe", "f32");
+  check_model("tiny-moe", "bf16");
+}
 
 TEST(Golden, TinyEQ8_0TopOneAgreement) {
   const std::string dir = golden_dir("tiny-e");
@@ -135,16 +156,77 @@ TEST(Golden, TinyEQ8_0TopOneAgreement) {
   const std::vector<int> prompt = g["prompt_tokens"].get<std::vector<int>>();
   const int64_t n_vocab = g["logits_shape"][1].get<int64_t>();
   const std::string out = test::temp_dir() + "/q8.f32";
-  auto r = test::run_nibble({"logits", converted(dir, "tiny-e", "q8_0"), "--tokens", join(prompt, ","),
-                             "--out", out});
+  auto r = test::run_nibble(
+      {"logits", converted(dir, "tiny-e", "q8_0"), "--tokens", join(prompt, ","), "--out", out});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const Comparison c = compare(read_f32(out), read_f32(dir + "/logits.f32"), n_vocab);
-  std::printf("[golden] tiny-e q8_0: top-1 %d/%d (%.1f%%), max|dlogit| %.3g\n", c.top1_same, c.n_pos,
-              100.0 * c.top1_same / c.n_pos, c.max_diff);
+  std::printf("[golden] tiny-e q8_0: top-1 %d/%d (%.1f%%), max|dlogit| %.3g\n", c.top1_same,
+              c.n_pos, 100.0 * c.top1_same / c.n_pos, c.max_diff);
   std::fflush(stdout);
   // The positions where q8_0 differs are near-ties in the reference (margins 0.002-0.013).
   EXPECT_GE(c.top1_same, c.n_pos * 95 / 100);
   EXPECT_LE(c.max_diff, 0.25);
+}
+
+// q8_0 against f32 on held-out text (12 chunks of 255 tokens of valid.txt): top-1 >= 98%.
+TEST(Golden, TinyEQ8_0TopOneAgreementOnText) {
+  NIBBLE_REQUIRE_SHARED();
+  const std::string dir = golden_dir("tiny-e");
+  auto f32 = load_model(converted(dir, "tiny-e", "f32"));
+  auto q8 = load_model(converted(dir, "tiny-e", "q8_0"));
+  ASSERT_TRUE(f32.ok() && q8.ok());
+  auto tok = Tokenizer::from_gguf((*f32)->file().metadata());
+  ASSERT_TRUE(tok.ok()) << tok.error().message;
+  std::ifstream in(test::shared_dir() + "/data/valid.txt", std::ios::binary);
+  std::string text(60000, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  const std::vector<int32_t> ids = (*tok)->encode(text);
+  const int64_t n_vocab = (*f32)->info().n_vocab;
+  int agree = 0, total = 0;
+  for (int c = 0; c < 12 && (c + 1) * 255 <= static_cast<int>(ids.size()); ++c) {
+    std::vector<int32_t> chunk = {2};
+    chunk.insert(chunk.end(), ids.begin() + c * 255, ids.begin() + c * 255 + 254);
+    std::vector<float> la, lb;
+    for (auto* m : {&f32, &q8}) {
+      SessionOptions o;
+      o.n_ctx = 256;
+      o.n_batch = 256;
+      auto s = Session::create(***m, o);
+      ASSERT_TRUE(s.ok());
+      ASSERT_TRUE((*s)->eval(chunk, true, m == &f32 ? la : lb).ok());
+    }
+    for (size_t t = 0; t < chunk.size(); ++t) {
+      const float* a = la.data() + t * n_vocab;
+      const float* b = lb.data() + t * n_vocab;
+      agree += std::max_element(a, a + n_vocab) - a == std::max_element(b, b + n_vocab) - b;
+      ++total;
+    }
+  }
+  std::printf("[golden] tiny-e q8_0 vs f32 on valid.txt: top-1 %d/%d (%.2f%%)\n", agree, total,
+              100.0 * agree / total);
+  std::fflush(stdout);
+  ASSERT_GT(total, 1000);
+  EXPECT_GE(agree, total * 98 / 100);
+}
+
+// `nibble run`: text in, text out; a seed reproduces the sampled text; greedy matches generate.
+TEST(Golden, TinyERunSeededAndGreedy) {
+  NIBBLE_REQUIRE_SHARED();
+  const std::string model = converted(golden_dir("tiny-e"), "tiny-e", "f32");
+  const std::vector<std::string> args = {"run", model, "The old prince said", "-n", "12", "--seed", "7"};
+  auto a = test::run_nibble(args), b = test::run_nibble(args);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_GT(a.out.size(), 12u);
+  EXPECT_NE(a.err.find("tokens/s"), std::string::npos) << a.err;
+  auto c = test::run_nibble({"run", model, "The old prince said", "-n", "12", "--seed", "8"});
+  EXPECT_NE(a.out, c.out);
+  auto g = test::run_nibble({"run", model, "The old prince said", "-n", "12", "--temp", "0"});
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  auto too_long = test::run_nibble({"run", model, "The old prince said", "--ctx", "3"});
+  EXPECT_NE(too_long.exit_code, 0);
+  EXPECT_NE(too_long.err.find("longer than the context"), std::string::npos) << too_long.err;
 }
 
 // Layer-by-layer hidden states of the rand-* models, in process (trace "l_out").
@@ -161,7 +243,8 @@ void check_hidden_states(const std::string& name) {
   ASSERT_TRUE(model.ok()) << model.error().message;
   std::map<std::string, std::vector<float>> seen;
   set_trace([&](const char* what, int layer, const float* data, int64_t rows, int64_t cols) {
-    std::string key = std::string(what) + (layer >= 0 ? "." + std::to_string(layer) : "");
+    std::string key = what;
+    if (layer >= 0) key += '.' + std::to_string(layer);
     seen[key].assign(data, data + rows * cols);
   });
   SessionOptions o;
@@ -174,7 +257,10 @@ void check_hidden_states(const std::string& name) {
   ASSERT_TRUE((*s)->eval(ids, true, logits).ok());
   set_trace(nullptr);
   for (int64_t i = 0; i < n_layer1; ++i) {
-    const std::string key = i == 0 ? "inp_scaled" : i == n_layer1 - 1 ? "result_norm" : "l_out." + std::to_string(i - 1);
+    std::string key = "l_out.";
+    key += std::to_string(i - 1);
+    if (i == 0) key = "inp_scaled";
+    if (i == n_layer1 - 1) key = "result_norm";
     ASSERT_TRUE(seen.count(key)) << key;
     const auto& got = seen[key];
     ASSERT_EQ(got.size(), static_cast<size_t>(T * H)) << key;

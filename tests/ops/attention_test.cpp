@@ -1,8 +1,9 @@
 // Cached attention (linear and ring caches, any batch split) against ref::attention over the
 // whole sequence, with GQA and sliding windows.
+#include "ops/attention.h"
+
 #include <gtest/gtest.h>
 
-#include "ops/attention.h"
 #include "ops/reference/reference_ops.h"
 #include "ops_test_util.h"
 
@@ -37,8 +38,8 @@ void check(const Case& c) {
     attention(kv, q.data() + p * qrow, got.data() + p * qrow, n, c.n_head, p, c.window, 1.0f);
   }
   test::expect_near_all(got.data(), want.data(), got.size(), 1e-5f, 1e-4f,
-                        "attention T=" + std::to_string(c.n_tokens) + " W=" + std::to_string(c.window) +
-                            " batch=" + std::to_string(c.n_batch));
+                        "attention T=" + std::to_string(c.n_tokens) + " W=" +
+                            std::to_string(c.window) + " batch=" + std::to_string(c.n_batch));
 }
 
 TEST(Attention, FullCausal) {

@@ -20,8 +20,10 @@ TEST(RmsNorm, MatchesReferenceWithAndWithoutWeight) {
     for (const float* wp : {w.data(), static_cast<const float*>(nullptr)}) {
       std::vector<float> y(x.size()), want(x.size());
       rms_norm_rows(x.data(), wp, y.data(), 3, n, 1e-6f);
-      for (int r = 0; r < 3; ++r) ref::rms_norm(x.data() + r * n, wp, want.data() + r * n, n, 1e-6f);
-      test::expect_near_all(y.data(), want.data(), y.size(), 1e-6f, 1e-5f, "rms_norm n=" + std::to_string(n));
+      for (int r = 0; r < 3; ++r)
+        ref::rms_norm(x.data() + r * n, wp, want.data() + r * n, n, 1e-6f);
+      test::expect_near_all(y.data(), want.data(), y.size(), 1e-6f, 1e-5f,
+                            "rms_norm n=" + std::to_string(n));
     }
   }
 }
@@ -39,7 +41,8 @@ TEST(Rope, NeoXPairsAndPartialRotation) {
   for (int64_t d : {8, 32, 128}) {
     std::vector<float> factors(static_cast<size_t>(d / 2), 1e30f);
     for (int64_t j = 0; j < d / 8; ++j) factors[j] = 1.0f;
-    for (const float* fac : {static_cast<const float*>(nullptr), static_cast<const float*>(factors.data())}) {
+    for (const float* fac :
+         {static_cast<const float*>(nullptr), static_cast<const float*>(factors.data())}) {
       const double base = fac ? 1e6 : 1e4;
       const auto inv = rope_inv_freq(d, base, fac);
       for (int64_t pos : {0, 1, 17, 4095}) {
@@ -49,10 +52,12 @@ TEST(Rope, NeoXPairsAndPartialRotation) {
         rope_table(inv, &pos, 1, c.data(), s.data());
         rope_apply(x.data(), 3, d, c.data(), s.data());
         for (int h = 0; h < 3; ++h) ref::rope(want.data() + h * d, d, pos, inv.data());
-        test::expect_near_all(x.data(), want.data(), x.size(), 1e-6f, 1e-6f, "rope d=" + std::to_string(d));
+        test::expect_near_all(x.data(), want.data(), x.size(), 1e-6f, 1e-6f,
+                              "rope d=" + std::to_string(d));
         if (fac != nullptr) {
           // Unrotated pairs pass through exactly.
-          auto orig = test::random_floats(static_cast<size_t>(3 * d), static_cast<uint32_t>(pos + d));
+          auto orig =
+              test::random_floats(static_cast<size_t>(3 * d), static_cast<uint32_t>(pos + d));
           for (int64_t j = d / 8; j < d / 2; ++j) {
             EXPECT_EQ(x[j], orig[j]);
             EXPECT_EQ(x[j + d / 2], orig[j + d / 2]);

@@ -1,8 +1,9 @@
 // matmul (blocked, threaded, dequantizing on the fly) against ref::matmul for every weight type
 // and awkward sizes, including misaligned activations.
+#include "ops/matmul.h"
+
 #include <gtest/gtest.h>
 
-#include "ops/matmul.h"
 #include "ops/reference/reference_ops.h"
 #include "ops_test_util.h"
 #include "quant/quant.h"
@@ -23,7 +24,8 @@ WeightMatrix make_weights(GgmlType type, int64_t n_in, int64_t n_out, uint32_t s
 
 void check(GgmlType type, int64_t n_in, int64_t n_out, int64_t n_tokens, size_t misalign) {
   std::vector<uint8_t> storage;
-  const WeightMatrix w = make_weights(type, n_in, n_out, static_cast<uint32_t>(n_in * 31 + n_out), storage);
+  const WeightMatrix w =
+      make_weights(type, n_in, n_out, static_cast<uint32_t>(n_in * 31 + n_out), storage);
   std::vector<float> xbuf(static_cast<size_t>(n_tokens * n_in) + misalign);
   const auto xv = test::random_floats(static_cast<size_t>(n_tokens * n_in), 99);
   std::copy(xv.begin(), xv.end(), xbuf.begin() + static_cast<std::ptrdiff_t>(misalign));
@@ -35,7 +37,8 @@ void check(GgmlType type, int64_t n_in, int64_t n_out, int64_t n_tokens, size_t 
   const float atol = 2e-6f * static_cast<float>(n_in);
   test::expect_near_all(y.data(), want.data(), y.size(), atol, 1e-5f,
                         std::string(ggml_type_name(type)) + " n_in " + std::to_string(n_in) +
-                            " n_out " + std::to_string(n_out) + " n_tokens " + std::to_string(n_tokens));
+                            " n_out " + std::to_string(n_out) + " n_tokens " +
+                            std::to_string(n_tokens));
 }
 
 TEST(Matmul, FloatTypesAwkwardSizes) {
@@ -72,7 +75,8 @@ TEST(Matmul, ResultDoesNotDependOnBatch) {
   matmul(w, x.data(), 7, all.data());
   for (int t = 0; t < 7; ++t) {
     matmul(w, x.data() + t * 256, 1, one.data());
-    for (int o = 0; o < 300; ++o) ASSERT_EQ(one[o], all[t * 300 + o]) << "token " << t << " row " << o;
+    for (int o = 0; o < 300; ++o)
+      ASSERT_EQ(one[o], all[t * 300 + o]) << "token " << t << " row " << o;
   }
 }
 

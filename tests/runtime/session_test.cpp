@@ -1,13 +1,14 @@
 // Session and KV cache: prompt processing in one pass, in batches of any size, and one token
 // at a time give the same logits; sliding-window rings wrap (prompts 3x the window, decoding
 // past it); KV-shared layers store nothing and never touch their own (redundant) K/V weights.
+#include "runtime/session.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "gemma4_fixture.h"
 #include "runtime/kv_cache.h"
-#include "runtime/session.h"
 
 namespace nibble {
 namespace {
@@ -19,7 +20,8 @@ std::vector<int32_t> test_tokens(int64_t n, int64_t n_vocab, uint32_t seed = 7) 
   std::vector<int32_t> ids(static_cast<size_t>(n));
   ids[0] = 2;
   for (int64_t i = 1; i < n; ++i) {
-    ids[i] = static_cast<int32_t>((test::fixture_value("tok", i, seed) + 1.0f) * 0.5f * n_vocab) % n_vocab;
+    ids[i] = static_cast<int32_t>((test::fixture_value("tok", i, seed) + 1.0f) * 0.5f * n_vocab) %
+             n_vocab;
   }
   return ids;
 }
@@ -42,7 +44,8 @@ std::vector<float> run_logits(const Model& m, const std::vector<int32_t>& ids, i
   return all;
 }
 
-void expect_close(const std::vector<float>& a, const std::vector<float>& b, float tol, const char* what) {
+void expect_close(const std::vector<float>& a, const std::vector<float>& b, float tol,
+                  const char* what) {
   ASSERT_EQ(a.size(), b.size()) << what;
   size_t worst = 0, bad = 0;
   float wd = 0.0f;
@@ -122,8 +125,8 @@ TEST(Session, KvSharedLayersIgnoreTheirOwnKvWeights) {
   s.redundant_shared_kv = true;  // NaN-filled attn_k/attn_v/attn_k_norm on layers 5 and 6
   auto redundant = make_gemma4_fixture(s);
   const auto ids = test_tokens(12, 64);
-  expect_close(run_logits(*redundant->model, ids, 4, 32), run_logits(*plain->model, ids, 4, 32), 0.0f,
-               "redundant shared KV weights");
+  expect_close(run_logits(*redundant->model, ids, 4, 32), run_logits(*plain->model, ids, 4, 32),
+               0.0f, "redundant shared KV weights");
 }
 
 TEST(Session, KvSharingChangesTheResult) {

@@ -1,19 +1,21 @@
 // Sampler: parameter validation, greedy, seeded reproducibility, and the empirical
 // distribution of seeded draws against the expected filtered probabilities.
+#include "sampling/sampler.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <map>
 
 #include "sampling/rng.h"
-#include "sampling/sampler.h"
 
 namespace nibble {
 namespace {
 
 const std::vector<float> kLogits = {1.0f, 3.0f, 2.5f, -1.0f, 0.0f, 2.9f, 0.5f, -4.0f};
 
-std::vector<double> softmax_d(const std::vector<float>& l, double temp, const std::vector<int>& keep) {
+std::vector<double> softmax_d(const std::vector<float>& l, double temp,
+                              const std::vector<int>& keep) {
   std::vector<double> p(l.size(), 0.0);
   double sum = 0.0;
   for (int i : keep) sum += p[i] = std::exp(l[i] / temp);
@@ -30,7 +32,8 @@ void check_frequencies(const SamplerParams& p, const std::vector<double>& want, 
     const double f = static_cast<double>(count[id]) / n;
     const double sigma = std::sqrt(want[id] * (1 - want[id]) / n) + 1e-9;
     EXPECT_LE(std::fabs(f - want[id]), 5 * sigma + 1e-4)
-        << "id " << id << " frequency " << f << " expected " << want[id] << " (seed " << p.seed << ")";
+        << "id " << id << " frequency " << f << " expected " << want[id] << " (seed " << p.seed
+        << ")";
   }
 }
 

@@ -1,5 +1,4 @@
 // nibble convert HF_DIR -o OUT.gguf [--type f32|f16|bf16|q8_0|q4_0]
-#include <csignal>
 #include <cstdio>
 #include <unistd.h>
 
@@ -11,12 +10,6 @@
 namespace nibble::cli {
 namespace {
 
-void on_signal(int sig) {
-  atomic_file_cleanup_all();  // never leave a partial output file behind
-  std::signal(sig, SIG_DFL);
-  std::raise(sig);
-}
-
 void setup(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("convert", "Convert a Hugging Face Gemma 4 checkpoint to GGUF");
   auto dir = std::make_shared<std::string>();
@@ -27,8 +20,7 @@ void setup(CLI::App& app, int& exit_code) {
   cmd->add_option("--type", *type, "Tensor type: f32, f16, bf16 (default), q8_0, q4_0")
       ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0", "q4_0"}, CLI::ignore_case));
   cmd->callback([dir, out, type, &exit_code] {
-    std::signal(SIGINT, on_signal);
-    std::signal(SIGTERM, on_signal);
+    remove_partial_outputs_on_signals();
     ConvertOptions opt;
     opt.hf_dir = *dir;
     opt.out_path = *out;

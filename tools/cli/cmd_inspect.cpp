@@ -1,4 +1,5 @@
-// nibble inspect FILE.gguf [--json]: metadata, tensors, totals and bits per weight by group.
+// nibble inspect FILE.gguf [--json]: metadata, tensors, totals and bits per weight by group, which
+// tensors use nibble's SFP8 extension, and which lie on a Q4_0 grid (QAT checkpoints).
 #include <cinttypes>
 #include <cstdio>
 #include <map>
@@ -7,6 +8,7 @@
 #include "cli/command.h"
 #include "gguf/gguf_file.h"
 #include "gguf/tensor_groups.h"
+#include "quant/grid_check.h"
 #include "util/progress.h"
 
 namespace nibble::cli {
@@ -45,6 +47,31 @@ std::string shape_string(const GgufTensorInfo& t) {
   return s + "]";
 }
 
+// QAT check (quant/grid_check.h): how many quantizable float tensors already lie on a Q4_0 grid.
+void print_qat(const GgufFile& g) {
+  const QatReport qat = check_qat_file(g);
+  if (qat.tensors.empty()) return;
+  const uint64_t n = qat.tensors.size(), lossless = qat.n_lossless(), on_grid = qat.n_on_grid();
+  std::printf("\n%llu of %llu quantizable tensors lie on a Q4_0 grid (QAT): Q4_0 is lossless for them\n",
+              static_cast<unsigned long long>(lossless), static_cast<unsigned long long>(n));
+  if (on_grid > lossless) {
+    std::printf("  %llu more lie on a Q4_0 grid, but in some block the largest value is not at -8*d, so the "
+                "Q4_0 quantizer picks another scale: not lossless\n",
+                static_cast<unsigned long long>(on_grid - lossless));
+  }
+  if (lossless == 0) return;
+  std::map<std::string, std::pair<uint64_t, uint64_t>> groups;  // group -> (lossless, checked)
+  for (const auto& t : qat.tensors) {
+    auto& e = groups[tensor_group(t.name)];
+    e.first += t.lossless;
+    e.second += 1;
+  }
+  for (const auto& [name, e] : groups) {
+    std::printf("  %-28s %llu of %llu on a Q4_0 grid\n", name.c_str(), static_cast<unsigned long long>(e.first),
+                static_cast<unsigned long long>(e.second));
+  }
+}
+
 int run(const std::string& path, bool as_json) {
   auto f = GgufFile::open(path);
   if (!f.ok()) return fail("inspect: " + f.error().message);
@@ -59,10 +86,19 @@ int run(const std::string& path, bool as_json) {
     out["metadata"] = md;
     json ts = json::array();
     for (const auto& t : g.tensors()) {
-      ts.push_back({{"name", t.name}, {"type", ggml_type_name(t.type)}, {"shape", t.shape},
-                    {"offset", t.offset}, {"bytes", t.n_bytes}});
+      json e = {{"name", t.name}, {"type", ggml_type_name(t.type)}, {"shape", t.shape},
+                {"offset", t.offset}, {"bytes", t.n_bytes}};
+      if (is_nibble_extension(t.type)) e["nibble_extension"] = true;
+      ts.push_back(e);
     }
     out["tensors"] = ts;
+    const QatReport qat = check_qat_file(g);
+    json on_grid = json::array(), lossless = json::array();
+    for (const auto& t : qat.tensors) {
+      if (t.on_grid) on_grid.push_back(t.name);
+      if (t.lossless) lossless.push_back(t.name);
+    }
+    out["q4_0_grid"] = {{"checked", qat.tensors.size()}, {"on_grid", on_grid}, {"lossless", lossless}};
     std::string s;
     try {
       s = out.dump(1, ' ', false, json::error_handler_t::replace);
@@ -83,9 +119,12 @@ int run(const std::string& path, bool as_json) {
   std::printf("\ntensors:\n  %-40s %-8s %-24s %12s\n", "name", "type", "shape", "bytes");
   struct Group { uint64_t params = 0, bytes = 0, tensors = 0; };
   std::map<std::string, Group> groups;
-  uint64_t total_params = 0, total_bytes = 0;
+  uint64_t total_params = 0, total_bytes = 0, n_extension = 0;
   for (const auto& t : g.tensors()) {
-    std::printf("  %-40s %-8s %-24s %12llu\n", t.name.c_str(), ggml_type_name(t.type),
+    const bool ext = is_nibble_extension(t.type);
+    n_extension += ext;
+    std::printf("  %-40s %-8s %-24s %12llu\n", t.name.c_str(),
+                (std::string(ggml_type_name(t.type)) + (ext ? "*" : "")).c_str(),
                 shape_string(t).c_str(), static_cast<unsigned long long>(t.n_bytes));
     auto& grp = groups[tensor_group(t.name)];
     grp.params += t.n_elements;
@@ -104,6 +143,12 @@ int run(const std::string& path, bool as_json) {
               static_cast<unsigned long long>(total_params), format_bytes(total_bytes).c_str(),
               total_params ? 8.0 * total_bytes / total_params : 0.0);
   std::printf("\nfile size: %s\n", format_bytes(g.file_size()).c_str());
+  if (n_extension > 0) {
+    std::printf("\n* nibble extension: %llu tensors are SFP8 (GGUF type %u, gemma.cpp's 8-bit format); "
+                "llama.cpp and Ollama cannot read this file\n",
+                static_cast<unsigned long long>(n_extension), kNibbleSfp8TypeId);
+  }
+  print_qat(g);
   return 0;
 }
 

@@ -52,7 +52,8 @@ int run(const Options& o) {
 }
 
 void setup(CLI::App& app, int& exit_code) {
-  auto* cmd = app.add_subcommand("logits", "Write the logits at every position as raw float32 [n_tokens, n_vocab]");
+  auto* cmd = app.add_subcommand(
+      "logits", "Write the logits at every position as raw float32 [n_tokens, n_vocab]");
   auto o = std::make_shared<Options>();
   cmd->add_option("MODEL", o->model, "GGUF model")->required();
   cmd->add_option("--tokens", o->tokens, "Comma-separated token ids, e.g. 2,17,9")->required();

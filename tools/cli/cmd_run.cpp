@@ -52,7 +52,8 @@ int run(Options o) {
     }
   }
   if (!have_prompt) prompt.assign(std::istreambuf_iterator<char>(std::cin), {});
-  if (!std::filesystem::exists(model_path)) return fail("run: model file '" + model_path + "' does not exist");
+  if (!std::filesystem::exists(model_path))
+    return fail("run: model file '" + model_path + "' does not exist");
 
   auto model = load_model(model_path);
   if (!model.ok()) return fail("run: " + model.error().message);
@@ -60,6 +61,9 @@ int run(Options o) {
   if (!tok.ok()) return fail("run: " + tok.error().message);
   const Tokenizer& tokenizer = **tok;
   std::vector<int32_t> ids = tokenizer.encode(prompt, /*add_bos=*/true, /*parse_special=*/true);
+  // Exactly one BOS at position 0, also when the prompt spells "<bos>" itself (spec §6.3).
+  if (ids.size() >= 2 && ids[0] == tokenizer.bos_id() && ids[1] == tokenizer.bos_id())
+    ids.erase(ids.begin());
   SessionOptions so;
   so.n_ctx = o.ctx;
   auto session = Session::create(**model, so);
@@ -105,7 +109,8 @@ int run(Options o) {
   if (!o.quiet) {
     const double pp_s = std::chrono::duration<double>(t1 - t0).count();
     const double tg_s = std::chrono::duration<double>(t2 - t1).count();
-    std::fprintf(stderr, "nibble: prompt %zu tokens, %.1f tokens/s; generated %lld tokens, %.1f tokens/s\n",
+    std::fprintf(stderr,
+                 "nibble: prompt %zu tokens, %.1f tokens/s; generated %lld tokens, %.1f tokens/s\n",
                  ids.size(), pp_s > 0 ? ids.size() / pp_s : 0.0, static_cast<long long>(n_gen),
                  tg_s > 0 ? n_gen / tg_s : 0.0);
   }
@@ -113,9 +118,11 @@ int run(Options o) {
 }
 
 void setup(CLI::App& app, int& exit_code) {
-  auto* cmd = app.add_subcommand("run", "Generate text from a prompt (default model: the bundled tiny one)");
+  auto* cmd = app.add_subcommand(
+      "run", "Generate text from a prompt (default model: the bundled tiny one)");
   auto o = std::make_shared<Options>();
-  cmd->add_option("MODEL_AND_PROMPT", o->positional, "[MODEL.gguf] [PROMPT] (prompt from stdin when absent)");
+  cmd->add_option("MODEL_AND_PROMPT", o->positional,
+                  "[MODEL.gguf] [PROMPT] (prompt from stdin when absent)");
   cmd->add_option("-n,--n-predict", o->n_predict, "Most tokens to generate")->capture_default_str();
   cmd->add_option("--ctx", o->ctx, "Context size (default: the model's, at most 4096)");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Do not stop at end-of-sequence / end-of-turn");

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <charconv>
 #include <cstdint>
 #include <cstdlib>
@@ -28,7 +27,8 @@ inline Result<std::vector<int32_t>> parse_token_list(const std::string& s) {
     long long v = 0;
     auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
     if (ec != std::errc() || p != item.data() + item.size() || v < INT32_MIN || v > INT32_MAX) {
-      return make_error(ErrorCode::kInvalidArgument, "--tokens: '%s' is not a token id", item.c_str());
+      return make_error(ErrorCode::kInvalidArgument, "--tokens: '%s' is not a token id",
+                        item.c_str());
     }
     ids.push_back(static_cast<int32_t>(v));
     i = j;
@@ -39,8 +39,10 @@ inline Result<std::vector<int32_t>> parse_token_list(const std::string& s) {
 
 inline void add_sampling_options(CLI::App* cmd, SamplerParams& p) {
   cmd->add_option("--temp", p.temperature, "Temperature (0 = greedy)")->capture_default_str();
-  cmd->add_option("--top-k", p.top_k, "Keep the k most likely tokens (0 = off)")->capture_default_str();
-  cmd->add_option("--top-p", p.top_p, "Nucleus sampling threshold (1 = off)")->capture_default_str();
+  cmd->add_option("--top-k", p.top_k, "Keep the k most likely tokens (0 = off)")
+      ->capture_default_str();
+  cmd->add_option("--top-p", p.top_p, "Nucleus sampling threshold (1 = off)")
+      ->capture_default_str();
   cmd->add_option("--min-p", p.min_p, "Drop tokens below min-p times the best one (0 = off)")
       ->capture_default_str();
   cmd->add_option("--repeat-penalty", p.repeat_penalty, "Penalty for repeated tokens (1 = off)")

@@ -13,25 +13,25 @@
 namespace nibble {
 
 struct AttentionWeights {
-  WeightMatrix q;                  // {H, n_head * d}
-  WeightMatrix k;                  // {H, n_head_kv * d} (unused on KV-shared layers)
-  WeightMatrix v;                  // {H, n_head_kv * d}, empty => V from the K projection
-  WeightMatrix o;                  // {n_head * d, H}
-  const float* q_norm = nullptr;   // [d]
-  const float* k_norm = nullptr;   // [d]
+  WeightMatrix q;                 // {H, n_head * d}
+  WeightMatrix k;                 // {H, n_head_kv * d} (unused on KV-shared layers)
+  WeightMatrix v;                 // {H, n_head_kv * d}, empty => V from the K projection
+  WeightMatrix o;                 // {n_head * d, H}
+  const float* q_norm = nullptr;  // [d]
+  const float* k_norm = nullptr;  // [d]
 };
 
 struct AttentionParams {
   int64_t n_head = 0;
   int64_t n_head_kv = 0;
   int64_t head_dim = 0;
-  int64_t window = 0;           // 0 = full attention
-  bool owns_kv = true;          // false: read `kv` as written by the source layer
+  int64_t window = 0;   // 0 = full attention
+  bool owns_kv = true;  // false: read `kv` as written by the source layer
   float eps = 1e-6f;
   float scale = 1.0f;
   const float* rope_cos = nullptr;  // [n_tokens, head_dim/2]
   const float* rope_sin = nullptr;  // [n_tokens, head_dim/2]
-  int layer = -1;               // for trace()
+  int layer = -1;                   // for trace()
 };
 
 // x: [n_tokens, H] (attn_norm output); out: [n_tokens, H] (overwritten).

@@ -20,9 +20,8 @@ void moe_route(const float* router_logits, int64_t n_expert, int64_t k, const fl
   softmax(p.data(), n_expert);
   std::vector<int32_t> order(static_cast<size_t>(n_expert));
   std::iota(order.begin(), order.end(), 0);
-  std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
-    return p[a] > p[b] || (p[a] == p[b] && a < b);
-  });
+  std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                    [&](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
   float sum = 0.0f;
   for (int64_t i = 0; i < k; ++i) sum += p[order[i]];
   for (int64_t i = 0; i < k; ++i) {

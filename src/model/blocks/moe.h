@@ -11,15 +11,15 @@
 namespace nibble {
 
 struct MoeWeights {
-  WeightMatrix router;                   // {H, E}
-  const float* router_scale = nullptr;   // [H]
-  const float* expert_scale = nullptr;   // [E]
-  WeightMatrix gate_up;                  // {H, 2I, E} fused (gate rows first), or empty
-  WeightMatrix gate, up;                 // {H, I, E} each, when not fused
-  WeightMatrix down;                     // {I, H, E}
+  WeightMatrix router;                  // {H, E}
+  const float* router_scale = nullptr;  // [H]
+  const float* expert_scale = nullptr;  // [E]
+  WeightMatrix gate_up;                 // {H, 2I, E} fused (gate rows first), or empty
+  WeightMatrix gate, up;                // {H, I, E} each, when not fused
+  WeightMatrix down;                    // {I, H, E}
   int64_t n_expert = 0;
   int64_t n_expert_used = 0;
-  int64_t n_ff_exp = 0;                  // I
+  int64_t n_ff_exp = 0;  // I
 };
 
 // Routing for one token from its router logits [n_expert] (softmax taken here): writes the k

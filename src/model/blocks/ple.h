@@ -11,15 +11,15 @@
 namespace nibble {
 
 struct PleGlobalWeights {
-  WeightMatrix token_embd;          // per_layer_token_embd {L*P, V}
-  WeightMatrix model_proj;          // per_layer_model_proj {H, L*P}
-  const float* proj_norm = nullptr; // per_layer_proj_norm [P]
+  WeightMatrix token_embd;           // per_layer_token_embd {L*P, V}
+  WeightMatrix model_proj;           // per_layer_model_proj {H, L*P}
+  const float* proj_norm = nullptr;  // per_layer_proj_norm [P]
 };
 
 struct PleLayerWeights {
-  WeightMatrix inp_gate;            // {H, P}
-  WeightMatrix proj;                // {P, H}
-  const float* post_norm = nullptr; // [H]
+  WeightMatrix inp_gate;             // {H, P}
+  WeightMatrix proj;                 // {P, H}
+  const float* post_norm = nullptr;  // [H]
 };
 
 // tokens [n_tokens]; emb: scaled embeddings [n_tokens, H]; u: [n_tokens, L, P] (overwritten).

@@ -69,4 +69,9 @@ void quantize_f32(const float* src, uint8_t* dst, uint64_t n);
 void quantize_f16(const float* src, uint8_t* dst, uint64_t n);
 void quantize_bf16(const float* src, uint8_t* dst, uint64_t n);
 
+// nibble's SFP8 extension (spec §7.1), reference/sfp8.cpp. quantize clamps |x| to 1.875 (no
+// tensor scale: see quant/sfp8.h).
+void dequantize_sfp8(const uint8_t* src, float* dst, uint64_t n);
+void quantize_sfp8(const float* src, uint8_t* dst, uint64_t n);
+
 }  // namespace nibble::qref

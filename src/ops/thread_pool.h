@@ -1,0 +1,22 @@
+// ThreadPool: the workers behind the multithreaded kernels (matmul, attention). Workers sleep on
+// a condition variable between jobs, after a short spin, so serial stretches of the forward pass
+// do not burn a core (libgomp's default spin-wait of ~300k iterations after every parallel
+// region halved single-thread speed on SMT siblings and shared machines). Tasks are handed out
+// dynamically, so a descheduled worker only delays the task it holds.
+// Threads: $NIBBLE_THREADS, else std::thread::hardware_concurrency().
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+namespace nibble {
+
+// Runs fn(task) for task in [0, n_tasks) on the pool (the calling thread helps) and returns when
+// all are done. Runs inline when n_tasks <= 1 or the pool has one thread. Not reentrant: fn must
+// not call parallel_for.
+void parallel_for(int64_t n_tasks, const std::function<void(int64_t task)>& fn);
+
+// Threads the pool uses (including the caller).
+int pool_threads();
+
+}  // namespace nibble
