@@ -32,8 +32,8 @@ std::vector<Gemma4TensorSpec> gemma4_tensor_layout(const Gemma4HfConfig& cfg, ui
                                                    GgmlType type);
 
 // The storage type of one tensor for a requested file type: 1-D tensors and the MoE router stay
-// F32; with q8_0/q4_0, tensors whose rows do not split into 32-blocks and per_layer_model_proj
-// (never quantized by llama.cpp) are F16.
+// F32; with q8_0/q4_0, the token embedding / output head stays BF16, and tensors whose rows do
+// not split into 32-blocks and per_layer_model_proj (never quantized by llama.cpp) are F16.
 GgmlType convert_tensor_type(const std::string& gguf_name, const std::vector<uint64_t>& hf_shape,
                              GgmlType want);
 

@@ -163,8 +163,9 @@ TEST(Golden, TinyEQ8_0TopOneAgreement) {
   std::printf("[golden] tiny-e q8_0: top-1 %d/%d (%.1f%%), max|dlogit| %.3g\n", c.top1_same,
               c.n_pos, 100.0 * c.top1_same / c.n_pos, c.max_diff);
   std::fflush(stdout);
-  // The positions where q8_0 differs are near-ties in the reference (margins 0.002-0.013).
-  EXPECT_GE(c.top1_same, c.n_pos * 95 / 100);
+  // Issue bar: >= 98%. The positions where q8_0 differs are near-ties in the reference
+  // (margins 0.002-0.013); convert keeps the tied embedding / output head at 16 bits.
+  EXPECT_GE(100.0 * c.top1_same, 98.0 * c.n_pos);
   EXPECT_LE(c.max_diff, 0.25);
 }
 
