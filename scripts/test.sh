@@ -11,7 +11,7 @@ echo "== npm test peers"
 bash scripts/npm-peers.sh || echo "npm peers unavailable: the tests that need them will skip"
 
 echo "== ASan + UBSan build and tests"
-bash scripts/asan_tests.sh
+NIBBLE_SKIP_SLOW_TESTS=1 bash scripts/asan_tests.sh -LE peer
 
 echo "== fuzzers (short run)"
 bash scripts/fuzz.sh "${NIBBLE_FUZZ_SECONDS:-30}"

@@ -16,6 +16,7 @@
 #include "quant/quant.h"
 #include "tokenizer/vocab.h"
 #include "util/mapped_file.h"
+#include "util/text.h"
 
 namespace nibble {
 
@@ -75,14 +76,15 @@ Result<std::string> find_chat_template(const std::string& dir) {
     try {
       j = nlohmann::json::parse(text);
     } catch (const nlohmann::json::exception& e) {
-      return make_error(ErrorCode::kFormat, "%s: invalid JSON: %s", tc.c_str(), e.what());
+      return make_error(ErrorCode::kFormat, "%s: invalid JSON: %s", tc.c_str(), printable(e.what(), 200).c_str());
     }
     if (j.is_object() && j.contains("chat_template")) {
       const auto& t = j["chat_template"];
       if (t.is_string()) return t.get<std::string>();
       if (t.is_array()) {
         for (const auto& e : t) {
-          if (e.is_object() && e.value("name", "") == "default" && e.contains("template") &&
+          if (e.is_object() && e.contains("name") && e["name"].is_string() &&
+              e["name"].get<std::string>() == "default" && e.contains("template") &&
               e["template"].is_string()) {
             return e["template"].get<std::string>();
           }
@@ -170,7 +172,7 @@ Result<ConvertSummary> convert_gemma4_checkpoint(const ConvertOptions& opt) {
     if (n.rfind("model.language_model.", 0) == 0) n = "model." + n.substr(21);
     if (by_name.count(n) != 0) {
       return make_error(ErrorCode::kFormat, "%s: tensor '%s' is present twice (with and without language_model.)",
-                        dir.c_str(), n.c_str());
+                        dir.c_str(), printable(n).c_str());
     }
     by_name[n] = &t;
   }
@@ -233,7 +235,7 @@ Result<ConvertSummary> convert_gemma4_checkpoint(const ConvertOptions& opt) {
     if (used.count(name) == 0) {
       return make_error(ErrorCode::kFormat,
                         "%s: unexpected tensor '%s' %s for a Gemma 4 model with this config.json",
-                        t->file.c_str(), name.c_str(), shape_str(t->shape).c_str());
+                        t->file.c_str(), printable(name).c_str(), shape_str(t->shape).c_str());
     }
   }
   if (summary.n_dropped_shared_kv > 0) {

@@ -3,6 +3,9 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "util/json_brief.h"
+#include "util/text.h"
+
 #include "util/mapped_file.h"
 
 namespace nibble {
@@ -15,14 +18,6 @@ constexpr uint64_t kMaxConfigBytes = 16ull << 20;
 constexpr uint32_t kMaxLayers = 4096;
 constexpr uint32_t kMaxDim = 1u << 20;
 
-// A short, one-line rendering of a JSON value for error messages. Not dump(): it recurses once
-// per nesting level, so a deeply nested value in a hostile header overflows the stack.
-std::string json_brief(const json& v) {
-  if (v.is_array()) return "[array of " + std::to_string(v.size()) + "]";
-  if (v.is_object()) return "{object of " + std::to_string(v.size()) + "}";
-  std::string s = v.dump();  // a string, number, bool or null: escaped, one line
-  return s.size() > 64 ? s.substr(0, 61) + "..." : s;
-}
 
 struct Reader {
   const json& j;
@@ -97,7 +92,7 @@ Result<Gemma4HfConfig> parse_gemma4_hf_config(const std::string& text, const std
   try {
     root = json::parse(text);
   } catch (const json::exception& e) {
-    return make_error(ErrorCode::kFormat, "%s: invalid JSON: %s", name.c_str(), e.what());
+    return make_error(ErrorCode::kFormat, "%s: invalid JSON: %s", name.c_str(), printable(e.what(), 200).c_str());
   }
   if (!root.is_object()) return make_error(ErrorCode::kFormat, "%s: not a JSON object", name.c_str());
   Gemma4HfConfig c;
@@ -113,7 +108,7 @@ Result<Gemma4HfConfig> parse_gemma4_hf_config(const std::string& text, const std
   if (model_type != "gemma4_text" && model_type != "gemma4") {
     return make_error(ErrorCode::kUnsupported,
                       "%s: model_type is '%s'; nibble converts Gemma 4 ('gemma4_text' / 'gemma4')",
-                      name.c_str(), model_type.c_str());
+                      name.c_str(), printable(model_type).c_str());
   }
   Reader r{j, name};
   NIBBLE_TRY(r.u32("hidden_size", &c.hidden_size, true));
@@ -254,9 +249,9 @@ Result<Gemma4HfConfig> parse_gemma4_hf_config(const std::string& text, const std
       unsigned long l = std::strtoul(it.key().c_str(), &end, 10);
       if (it.key().empty() || *end != '\0' || l >= L) {
         return make_error(ErrorCode::kFormat, "%s: per_layer_config key '%s' is not a layer index below %u",
-                          name.c_str(), it.key().c_str(), L);
+                          name.c_str(), printable(it.key()).c_str(), L);
       }
-      if (!it.value().is_object()) return make_error(ErrorCode::kFormat, "%s: per_layer_config['%s'] is not an object", name.c_str(), it.key().c_str());
+      if (!it.value().is_object()) return make_error(ErrorCode::kFormat, "%s: per_layer_config['%s'] is not an object", name.c_str(), printable(it.key()).c_str());
       Reader pr{it.value(), name};
       NIBBLE_TRY(pr.u32("head_dim", &c.layer_head_dim[l], false));
       NIBBLE_TRY(pr.u32("num_key_value_heads", &c.layer_n_head_kv[l], false));

@@ -5,6 +5,9 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "util/json_brief.h"
+#include "util/text.h"
+
 #include "util/check.h"
 #include "util/checked_math.h"
 #include "util/fp16.h"
@@ -41,14 +44,6 @@ uint32_t st_dtype_size(StDtype t) {
 
 namespace {
 
-// A short, one-line rendering of a JSON value for error messages. Not dump(): it recurses once
-// per nesting level, so a deeply nested value in a hostile header overflows the stack.
-std::string json_brief(const json& v) {
-  if (v.is_array()) return "[array of " + std::to_string(v.size()) + "]";
-  if (v.is_object()) return "{object of " + std::to_string(v.size()) + "}";
-  std::string s = v.dump();  // a string, number, bool or null: escaped, one line
-  return s.size() > 64 ? s.substr(0, 61) + "..." : s;
-}
 
 bool parse_dtype(const std::string& s, StDtype* out) {
   static const std::pair<const char*, StDtype> kNames[] = {
@@ -80,12 +75,12 @@ Result<json> parse_json_strict(const char* begin, const char* end, const std::st
   try {
     j = json::parse(begin, end, cb);
   } catch (const json::exception& e) {
-    return make_error(ErrorCode::kFormat, "%s: invalid JSON: %s", what.c_str(), e.what());
+    return make_error(ErrorCode::kFormat, "%s: invalid JSON: %s", what.c_str(), printable(e.what(), 200).c_str());
   }
   std::sort(seen_top.begin(), seen_top.end());
   auto it = std::adjacent_find(seen_top.begin(), seen_top.end());
   if (it != seen_top.end()) {
-    return make_error(ErrorCode::kFormat, "%s: duplicate entry '%s'", what.c_str(), it->c_str());
+    return make_error(ErrorCode::kFormat, "%s: duplicate entry '%s'", what.c_str(), printable(*it).c_str());
   }
   return j;
 }
@@ -129,7 +124,8 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::parse(const uint8_t* d
   for (auto it = header.begin(); it != header.end(); ++it) {
     if (it.key() == "__metadata__") continue;
     const std::string& tname = it.key();
-    const char* tn = tname.c_str();
+    const std::string tn_text = printable(tname);
+    const char* tn = tn_text.c_str();
     const json& e = it.value();
     if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") ||
         !e.contains("data_offsets")) {
@@ -215,14 +211,14 @@ Result<std::unique_ptr<SafetensorsCheckpoint>> SafetensorsCheckpoint::open_dir(
     for (auto it = idx["weight_map"].begin(); it != idx["weight_map"].end(); ++it) {
       if (!it.value().is_string()) {
         return make_error(ErrorCode::kFormat, "%s: weight_map['%s'] is not a file name",
-                          index_path.c_str(), it.key().c_str());
+                          index_path.c_str(), printable(it.key()).c_str());
       }
       const std::string file = it.value().get<std::string>();
       if (file.empty() || file.find('/') != std::string::npos || file.find('\\') != std::string::npos ||
           file == "." || file == "..") {
         return make_error(ErrorCode::kFormat,
                           "%s: weight_map['%s'] = '%s' is not a plain file name in the checkpoint folder",
-                          index_path.c_str(), it.key().c_str(), file.c_str());
+                          index_path.c_str(), printable(it.key()).c_str(), printable(file).c_str());
       }
       weight_map[it.key()] = file;
       if (std::find(files.begin(), files.end(), file) == files.end()) files.push_back(file);
@@ -239,7 +235,7 @@ Result<std::unique_ptr<SafetensorsCheckpoint>> SafetensorsCheckpoint::open_dir(
     for (const auto& [name, t] : sf->tensors()) {
       if (ck->tensors_.count(name) != 0) {
         return make_error(ErrorCode::kFormat, "%s: tensor '%s' appears in both %s and %s",
-                          dir.c_str(), name.c_str(), ck->tensors_[name].file.c_str(),
+                          dir.c_str(), printable(name).c_str(), ck->tensors_[name].file.c_str(),
                           t.file.c_str());
       }
       if (!weight_map.empty()) {
@@ -257,7 +253,7 @@ Result<std::unique_ptr<SafetensorsCheckpoint>> SafetensorsCheckpoint::open_dir(
   for (const auto& [name, file] : weight_map) {
     if (ck->tensors_.count(name) == 0) {
       return make_error(ErrorCode::kFormat, "%s: the index lists tensor '%s' in %s, which lacks it",
-                        dir.c_str(), name.c_str(), file.c_str());
+                        dir.c_str(), printable(name).c_str(), printable(file).c_str());
     }
   }
   return ck;

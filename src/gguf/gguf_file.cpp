@@ -1,10 +1,12 @@
 // GGUF reader: validates the whole header (spec §1.11) before exposing anything.
 #include "gguf/gguf_file.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstring>
 
 #include "util/checked_math.h"
+#include "util/text.h"
 
 namespace nibble {
 
@@ -75,22 +77,22 @@ Result<GgufValue> read_value(Cursor& c, uint32_t type, const std::string& key,
                              const std::string& file) {
   const GgufType t = static_cast<GgufType>(type);
   if (t == GgufType::kString) {
-    NIBBLE_ASSIGN_OR_RETURN(std::string s, c.read_string("key '" + key + "'"));
+    NIBBLE_ASSIGN_OR_RETURN(std::string s, c.read_string("key '" + printable(key) + "'"));
     return GgufValue::str(std::move(s));
   }
   if (t != GgufType::kArray) {
     const uint32_t n = gguf_type_size(t);
-    NIBBLE_ASSIGN_OR_RETURN(std::vector<uint8_t> b, c.read_bytes(n, "key '" + key + "'"));
+    NIBBLE_ASSIGN_OR_RETURN(std::vector<uint8_t> b, c.read_bytes(n, "key '" + printable(key) + "'"));
     return GgufValue::raw_scalar(t, b.data());
   }
   NIBBLE_ASSIGN_OR_RETURN(uint32_t elem, c.read<uint32_t>("array element type"));
   if (!valid_value_type(elem)) {
     return make_error(ErrorCode::kFormat, "%s: key '%s': unknown array element type %u",
-                      file.c_str(), key.c_str(), elem);
+                      file.c_str(), printable(key).c_str(), elem);
   }
   if (static_cast<GgufType>(elem) == GgufType::kArray) {
     return make_error(ErrorCode::kFormat, "%s: key '%s': nested arrays are not allowed",
-                      file.c_str(), key.c_str());
+                      file.c_str(), printable(key).c_str());
   }
   NIBBLE_ASSIGN_OR_RETURN(uint64_t count, c.read<uint64_t>("array count"));
   const GgufType et = static_cast<GgufType>(elem);
@@ -99,13 +101,13 @@ Result<GgufValue> read_value(Cursor& c, uint32_t type, const std::string& key,
   if (count > kMaxArrayCount || !min_bytes || *min_bytes > c.remaining()) {
     return make_error(ErrorCode::kFormat,
                       "%s: key '%s': array of %llu %s needs at least %llu bytes, %llu left",
-                      file.c_str(), key.c_str(), static_cast<ull>(count), gguf_type_name(et),
+                      file.c_str(), printable(key).c_str(), static_cast<ull>(count), gguf_type_name(et),
                       static_cast<ull>(min_bytes.value_or(UINT64_MAX)),
                       static_cast<ull>(c.remaining()));
   }
   if (et == GgufType::kString) {
     std::vector<std::string> items;
-    items.reserve(count);
+    items.reserve(std::min<uint64_t>(count, 1u << 16));
     for (uint64_t i = 0; i < count; ++i) {
       NIBBLE_ASSIGN_OR_RETURN(std::string s,
                               c.read_string("key '" + key + "'[" + std::to_string(i) + "]"));
@@ -113,7 +115,7 @@ Result<GgufValue> read_value(Cursor& c, uint32_t type, const std::string& key,
     }
     return GgufValue::str_array(std::move(items));
   }
-  NIBBLE_ASSIGN_OR_RETURN(std::vector<uint8_t> b, c.read_bytes(*min_bytes, "key '" + key + "'"));
+  NIBBLE_ASSIGN_OR_RETURN(std::vector<uint8_t> b, c.read_bytes(*min_bytes, "key '" + printable(key) + "'"));
   return GgufValue::raw_array(et, count, std::move(b));
 }
 
@@ -137,23 +139,23 @@ Result<std::unique_ptr<GgufFile>> GgufFile::parse(const uint8_t* data, uint64_t 
 
   if (size < 4 || std::memcmp(data, "GGUF", 4) != 0) {
     if (size < 4) {
-      return make_error(ErrorCode::kFormat, "%s: not a GGUF file: only %llu bytes", name.c_str(),
+      return make_error(ErrorCode::kFormat, "%s: not a GGUF file: only %llu bytes", printable(name).c_str(),
                         static_cast<ull>(size));
     }
     return make_error(ErrorCode::kFormat,
                       "%s: not a GGUF file: magic is %02x %02x %02x %02x, expected 'GGUF'",
-                      name.c_str(), data[0], data[1], data[2], data[3]);
+                      printable(name).c_str(), data[0], data[1], data[2], data[3]);
   }
   (void)c.read<uint32_t>("magic");
   NIBBLE_ASSIGN_OR_RETURN(uint32_t version, c.read<uint32_t>("version"));
   if ((version & 0xFFFF) == 0 && version != 0) {
     return make_error(ErrorCode::kUnsupported,
                       "%s: version field 0x%08x looks byte-swapped: big-endian GGUF is not supported",
-                      name.c_str(), version);
+                      printable(name).c_str(), version);
   }
   if (version < 2 || version > 3) {
     return make_error(ErrorCode::kUnsupported, "%s: GGUF version %u is not supported (2 or 3 are)",
-                      name.c_str(), version);
+                      printable(name).c_str(), version);
   }
   f->version_ = version;
   NIBBLE_ASSIGN_OR_RETURN(uint64_t n_tensors, c.read<uint64_t>("tensor count"));
@@ -164,27 +166,27 @@ Result<std::unique_ptr<GgufFile>> GgufFile::parse(const uint8_t* data, uint64_t 
   auto ti_min = checked_mul(n_tensors, 25);
   if (static_cast<int64_t>(n_kv) < 0 || !kv_min || *kv_min > c.remaining()) {
     return make_error(ErrorCode::kFormat, "%s: metadata count %llu cannot fit in %llu bytes",
-                      name.c_str(), static_cast<ull>(n_kv), static_cast<ull>(size));
+                      printable(name).c_str(), static_cast<ull>(n_kv), static_cast<ull>(size));
   }
   if (static_cast<int64_t>(n_tensors) < 0 || !ti_min || *ti_min > c.remaining()) {
     return make_error(ErrorCode::kFormat, "%s: tensor count %llu cannot fit in %llu bytes",
-                      name.c_str(), static_cast<ull>(n_tensors), static_cast<ull>(size));
+                      printable(name).c_str(), static_cast<ull>(n_tensors), static_cast<ull>(size));
   }
 
   for (uint64_t i = 0; i < n_kv; ++i) {
     NIBBLE_ASSIGN_OR_RETURN(std::string key, c.read_string("metadata key #" + std::to_string(i)));
     if (key.empty()) {
-      return make_error(ErrorCode::kFormat, "%s: metadata key #%llu is empty", name.c_str(),
+      return make_error(ErrorCode::kFormat, "%s: metadata key #%llu is empty", printable(name).c_str(),
                         static_cast<ull>(i));
     }
     if (f->metadata_.contains(key)) {
-      return make_error(ErrorCode::kFormat, "%s: duplicate metadata key '%s'", name.c_str(),
-                        key.c_str());
+      return make_error(ErrorCode::kFormat, "%s: duplicate metadata key '%s'", printable(name).c_str(),
+                        printable(key).c_str());
     }
     NIBBLE_ASSIGN_OR_RETURN(uint32_t type, c.read<uint32_t>("value type"));
     if (!valid_value_type(type)) {
-      return make_error(ErrorCode::kFormat, "%s: key '%s': unknown value type %u", name.c_str(),
-                        key.c_str(), type);
+      return make_error(ErrorCode::kFormat, "%s: key '%s': unknown value type %u", printable(name).c_str(),
+                        printable(key).c_str(), type);
     }
     NIBBLE_ASSIGN_OR_RETURN(GgufValue value, read_value(c, type, key, name));
     f->metadata_.set(key, std::move(value));
@@ -193,45 +195,46 @@ Result<std::unique_ptr<GgufFile>> GgufFile::parse(const uint8_t* data, uint64_t 
   if (const GgufValue* a = f->metadata_.find("general.alignment")) {
     if (a->type() != GgufType::kUint32) {
       return make_error(ErrorCode::kFormat, "%s: general.alignment has type %s, expected uint32",
-                        name.c_str(), gguf_type_name(a->type()));
+                        printable(name).c_str(), gguf_type_name(a->type()));
     }
     const uint32_t align = a->as<uint32_t>();
     if (align == 0 || (align & (align - 1)) != 0) {
       return make_error(ErrorCode::kFormat, "%s: general.alignment %u is not a power of two",
-                        name.c_str(), align);
+                        printable(name).c_str(), align);
     }
     f->alignment_ = align;
   }
 
-  f->tensors_.reserve(n_tensors);
+  f->tensors_.reserve(std::min<uint64_t>(n_tensors, 1u << 16));  // grows as records prove real
   for (uint64_t i = 0; i < n_tensors; ++i) {
     GgufTensorInfo t;
     NIBBLE_ASSIGN_OR_RETURN(t.name, c.read_string("tensor name #" + std::to_string(i)));
-    const char* tn = t.name.c_str();
+    const std::string tn_text = printable(t.name);
+    const char* tn = tn_text.c_str();
     if (t.name.size() > kGgufMaxNameLength) {
       return make_error(ErrorCode::kFormat, "%s: tensor #%llu name is %zu bytes, limit is %llu",
-                        name.c_str(), static_cast<ull>(i), t.name.size(),
+                        printable(name).c_str(), static_cast<ull>(i), t.name.size(),
                         static_cast<ull>(kGgufMaxNameLength));
     }
     if (f->tensor_index_.count(t.name) != 0) {
-      return make_error(ErrorCode::kFormat, "%s: duplicate tensor name '%s'", name.c_str(), tn);
+      return make_error(ErrorCode::kFormat, "%s: duplicate tensor name '%s'", printable(name).c_str(), tn);
     }
     NIBBLE_ASSIGN_OR_RETURN(uint32_t n_dims, c.read<uint32_t>("tensor n_dims"));
     if (n_dims > kGgufMaxDims) {
       return make_error(ErrorCode::kFormat, "%s: tensor '%s' has %u dimensions, at most %u allowed",
-                        name.c_str(), tn, n_dims, kGgufMaxDims);
+                        printable(name).c_str(), tn, n_dims, kGgufMaxDims);
     }
     uint64_t n_el = 1;
     for (uint32_t d = 0; d < n_dims; ++d) {
       NIBBLE_ASSIGN_OR_RETURN(uint64_t ne, c.read<uint64_t>("tensor dimension"));
       if (static_cast<int64_t>(ne) < 0) {
         return make_error(ErrorCode::kFormat, "%s: tensor '%s' dimension %u is negative (%lld)",
-                          name.c_str(), tn, d, static_cast<long long>(ne));
+                          printable(name).c_str(), tn, d, static_cast<long long>(ne));
       }
       auto m = checked_mul(n_el, ne);
       if (!m || static_cast<int64_t>(*m) < 0) {
         return make_error(ErrorCode::kFormat, "%s: tensor '%s': element count overflows",
-                          name.c_str(), tn);
+                          printable(name).c_str(), tn);
       }
       n_el = *m;
       t.shape.push_back(ne);
@@ -240,17 +243,17 @@ Result<std::unique_ptr<GgufFile>> GgufFile::parse(const uint8_t* data, uint64_t 
     const GgmlTypeTraits* tr = ggml_type_traits(type);
     if (tr == nullptr) {
       return make_error(ErrorCode::kUnsupported, "%s: tensor '%s' has unknown or removed type id %u",
-                        name.c_str(), tn, type);
+                        printable(name).c_str(), tn, type);
     }
     t.type = static_cast<GgmlType>(type);
     if (t.ne(0) % tr->block_size != 0) {
       return make_error(ErrorCode::kFormat,
                         "%s: tensor '%s': row length %llu is not a multiple of %s's block size %u",
-                        name.c_str(), tn, static_cast<ull>(t.ne(0)), tr->name, tr->block_size);
+                        printable(name).c_str(), tn, static_cast<ull>(t.ne(0)), tr->name, tr->block_size);
     }
     auto bytes = checked_mul(n_el / tr->block_size, tr->type_size);
     if (!bytes) {
-      return make_error(ErrorCode::kFormat, "%s: tensor '%s': byte size overflows", name.c_str(), tn);
+      return make_error(ErrorCode::kFormat, "%s: tensor '%s': byte size overflows", printable(name).c_str(), tn);
     }
     t.n_elements = n_el;
     t.n_bytes = *bytes;
@@ -263,7 +266,7 @@ Result<std::unique_ptr<GgufFile>> GgufFile::parse(const uint8_t* data, uint64_t 
   if (n_tensors > 0 && f->data_offset_ > size) {
     return make_error(ErrorCode::kFormat,
                       "%s: truncated: data section starts at byte %llu, file has %llu",
-                      name.c_str(), static_cast<ull>(f->data_offset_), static_cast<ull>(size));
+                      printable(name).c_str(), static_cast<ull>(f->data_offset_), static_cast<ull>(size));
   }
   // ggml requires the tensors packed in info order, each padded to the alignment.
   uint64_t expected = 0;
@@ -272,21 +275,21 @@ Result<std::unique_ptr<GgufFile>> GgufFile::parse(const uint8_t* data, uint64_t 
       return make_error(ErrorCode::kFormat,
                         "%s: tensor '%s' has data offset %llu, expected %llu (tensors must be "
                         "packed in order without gaps or overlap)",
-                        name.c_str(), t.name.c_str(), static_cast<ull>(t.offset),
+                        printable(name).c_str(), printable(t.name).c_str(), static_cast<ull>(t.offset),
                         static_cast<ull>(expected));
     }
     auto start = checked_add(f->data_offset_, t.offset);
     auto end = start ? checked_add(*start, t.n_bytes) : std::nullopt;
     if (!end || *end > size) {
       return make_error(ErrorCode::kFormat, "%s: tensor '%s': data ends at byte %llu, file has %llu",
-                        name.c_str(), t.name.c_str(),
+                        printable(name).c_str(), printable(t.name).c_str(),
                         static_cast<ull>(end.value_or(UINT64_MAX)), static_cast<ull>(size));
     }
     t.data = data + *start;
     auto next = checked_add(expected, align_up(t.n_bytes, f->alignment_));
     if (!next) {
-      return make_error(ErrorCode::kFormat, "%s: tensor '%s': data offsets overflow", name.c_str(),
-                        t.name.c_str());
+      return make_error(ErrorCode::kFormat, "%s: tensor '%s': data offsets overflow", printable(name).c_str(),
+                        printable(t.name).c_str());
     }
     expected = *next;
   }

@@ -16,14 +16,19 @@
 namespace nibble {
 
 uint32_t gguf_canonical_n_dims(const std::vector<uint64_t>& shape) {
+  // Trailing 1s are dropped; a 0 (an empty tensor) is significant and kept.
   uint32_t n = 1;
   for (uint32_t i = 0; i < shape.size(); ++i) {
-    if (shape[i] > 1) n = i + 1;
+    if (shape[i] != 1) n = i + 1;
   }
   return n;
 }
 
 namespace {
+
+// Readers accept any power of two; nibble refuses to write absurd padding (1 MiB is already far
+// beyond any real file's 32).
+constexpr uint32_t kMaxAlignment = 1u << 20;
 
 Status check_tensor(const std::string& name, GgmlType type, const std::vector<uint64_t>& shape,
                     uint64_t* n_bytes) {
@@ -147,8 +152,10 @@ Result<uint64_t> GgufWriter::alignment() const {
   const GgufValue* a = metadata_.find("general.alignment");
   if (a == nullptr) return kGgufDefaultAlignment;
   if (a->type() != GgufType::kUint32 || a->as<uint32_t>() == 0 ||
-      (a->as<uint32_t>() & (a->as<uint32_t>() - 1)) != 0) {
-    return make_error(ErrorCode::kInvalidArgument, "gguf writer: general.alignment must be a uint32 power of two");
+      (a->as<uint32_t>() & (a->as<uint32_t>() - 1)) != 0 || a->as<uint32_t>() > kMaxAlignment) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "gguf writer: general.alignment must be a uint32 power of two up to %u",
+                      kMaxAlignment);
   }
   return static_cast<uint64_t>(a->as<uint32_t>());
 }

@@ -49,6 +49,7 @@ class Gemma4Model final : public Model {
 
   const ModelInfo& info() const override { return info_; }
   const GgufFile& file() const override { return *file_; }
+  void set_activation_observer(ActivationObserver* obs) override { obs_ = obs; }
 
   std::vector<KvLayerSpec> kv_layout() const override {
     std::vector<KvLayerSpec> out;
@@ -69,6 +70,7 @@ class Gemma4Model final : public Model {
   ModelInfo info_;
   std::vector<double> inv_freq_swa_, inv_freq_full_;
   int64_t d_swa_ = 0, d_full_ = 0;
+  ActivationObserver* obs_ = nullptr;
 };
 
 void add(float* h, const float* x, int64_t n) {
@@ -100,7 +102,7 @@ void Gemma4Model::forward(const int32_t* tokens, int64_t n_tokens, int64_t pos0,
     u.resize(static_cast<size_t>(T * L * P));
     const PleGlobalWeights pw{w_.per_layer_token_embd, w_.per_layer_model_proj,
                               w_.per_layer_proj_norm.data()};
-    per_layer_inputs(pw, tokens, h.data(), T, H, L, P, eps, u.data());
+    per_layer_inputs(pw, tokens, h.data(), T, H, L, P, eps, u.data(), obs_);
     trace(u.data(), T, L * P, "per_layer_inputs");
   }
 
@@ -140,6 +142,7 @@ void Gemma4Model::forward(const int32_t* tokens, int64_t n_tokens, int64_t pos0,
     ap.rope_cos = lc.is_sliding ? cos_swa.data() : cos_full.data();
     ap.rope_sin = lc.is_sliding ? sin_swa.data() : sin_full.data();
     ap.layer = il;
+    ap.observer = obs_;
     attention_block(aw, ap, kv[l], x.data(), T, pos0, a.data());
     trace(a.data(), T, H, "attn_out", il);
     rms_norm_rows(a.data(), lw.post_attention_norm.data(), a.data(), T, H, eps);
@@ -148,7 +151,7 @@ void Gemma4Model::forward(const int32_t* tokens, int64_t n_tokens, int64_t pos0,
 
     // FFN: dense GeGLU, in parallel with the MoE block where present.
     rms_norm_rows(h.data(), lw.ffn_norm.data(), x.data(), T, H, eps);
-    geglu_mlp(lw.ffn_gate, lw.ffn_up, lw.ffn_down, x.data(), T, a.data());
+    geglu_mlp(lw.ffn_gate, lw.ffn_up, lw.ffn_down, x.data(), T, a.data(), obs_);
     trace(a.data(), T, H, "ffn_out", il);
     if (lw.has_moe) {
       rms_norm_rows(a.data(), lw.post_ffw_norm_1.data(), a.data(), T, H, eps);
@@ -165,7 +168,7 @@ void Gemma4Model::forward(const int32_t* tokens, int64_t n_tokens, int64_t pos0,
       mw.n_ff_exp = cfg_.n_ff_exp;
       rms_norm_rows(h.data(), lw.pre_ffw_norm_2.data(), x.data(), T, H, eps);
       m2.resize(static_cast<size_t>(T * H));
-      moe_block(mw, h.data(), x.data(), T, H, eps, m2.data());
+      moe_block(mw, h.data(), x.data(), T, H, eps, m2.data(), obs_);
       trace(m2.data(), T, H, "moe_out", il);
       rms_norm_rows(m2.data(), lw.post_ffw_norm_2.data(), m2.data(), T, H, eps);
       add(a.data(), m2.data(), T * H);
@@ -175,7 +178,7 @@ void Gemma4Model::forward(const int32_t* tokens, int64_t n_tokens, int64_t pos0,
 
     if (P > 0) {
       const PleLayerWeights pw{lw.inp_gate, lw.proj, lw.post_norm.data()};
-      ple_inject(pw, u.data(), l, L, P, T, H, eps, h.data());
+      ple_inject(pw, u.data(), l, L, P, T, H, eps, h.data(), obs_);
     }
     for (int64_t i = 0; i < T * H; ++i) h[i] *= lw.layer_output_scale;
     trace(h.data(), T, H, "l_out", il);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "gguf/gguf_file.h"
+#include "model/activation_observer.h"
 #include "ops/kv_view.h"
 
 namespace nibble {
@@ -47,6 +48,11 @@ class Model {
 
   // The GGUF the weights live in (metadata for the tokenizer; kept mapped while the model lives).
   virtual const GgufFile& file() const = 0;
+
+  // Installs (or with nullptr removes) a hook that sees every weight matmul's input during
+  // forward() (model/activation_observer.h). Not thread-safe: set it before evaluating, and do
+  // not share an observed model between threads.
+  virtual void set_activation_observer(ActivationObserver* obs) = 0;
 };
 
 }  // namespace nibble

@@ -60,6 +60,8 @@ Result<WeightMatrix> WeightBinder::matrix(const std::string& name,
   m.n_in = static_cast<int64_t>(t->ne(0));
   m.n_out = static_cast<int64_t>(t->n_rows());
   m.row_bytes = ggml_row_size(t->type, t->ne(0));
+  m.name = t->name.c_str();
+  m.n_expert = static_cast<int32_t>(t->ne(2) * t->ne(3));
   return m;
 }
 

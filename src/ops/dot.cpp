@@ -13,14 +13,14 @@ namespace {
 
 typedef float v8 __attribute__((vector_size(32)));
 
-inline v8 load8(const float* p) {
+[[gnu::always_inline]] inline v8 load8(const float* p) {
   v8 v;
   std::memcpy(&v, p, sizeof(v));
   return v;
 }
 
 // Fixed-order reduction of the 8 lanes.
-inline float hsum(v8 v) {
+[[gnu::always_inline]] inline float hsum(v8 v) {
   const float a = (v[0] + v[4]) + (v[2] + v[6]);
   const float b = (v[1] + v[5]) + (v[3] + v[7]);
   return a + b;

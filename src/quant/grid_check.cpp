@@ -71,11 +71,11 @@ GridCheck check_q4_0_grid(GgmlType type, const uint8_t* data, uint64_t n_element
   const uint64_t row_bytes = ggml_row_size(type, row_length);
   std::atomic<bool> stop{false};
   uint64_t n_blocks = 0, n_on_grid = 0, n_exact = 0;
-  // Rows in parallel; a stopped scan reports what it saw (complete = false).
-  #pragma omp parallel reduction(+ : n_blocks, n_on_grid, n_exact)
+// Rows in parallel; a stopped scan reports what it saw (complete = false).
+#pragma omp parallel reduction(+ : n_blocks, n_on_grid, n_exact)
   {
     std::vector<float> buf(row_length);
-    #pragma omp for schedule(dynamic, 16)
+#pragma omp for schedule(dynamic, 16)
     for (int64_t r = 0; r < static_cast<int64_t>(n_rows); ++r) {
       if (stop.load(std::memory_order_relaxed)) continue;
       dequantize_row(type, data + static_cast<uint64_t>(r) * row_bytes, buf.data(), row_length);
@@ -101,12 +101,12 @@ GridCheck check_q4_0_grid(GgmlType type, const uint8_t* data, uint64_t n_element
 }
 
 uint64_t QatReport::n_on_grid() const {
-  return static_cast<uint64_t>(std::count_if(tensors.begin(), tensors.end(),
-                                             [](const QatTensor& t) { return t.on_grid; }));
+  return static_cast<uint64_t>(
+      std::count_if(tensors.begin(), tensors.end(), [](const QatTensor& t) { return t.on_grid; }));
 }
 uint64_t QatReport::n_lossless() const {
-  return static_cast<uint64_t>(std::count_if(tensors.begin(), tensors.end(),
-                                             [](const QatTensor& t) { return t.lossless; }));
+  return static_cast<uint64_t>(
+      std::count_if(tensors.begin(), tensors.end(), [](const QatTensor& t) { return t.lossless; }));
 }
 
 QatReport check_qat_file(const GgufFile& file) {

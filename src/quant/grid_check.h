@@ -28,10 +28,10 @@ bool q4_0_block_on_grid(const float* x, float* d_out = nullptr);
 bool q4_0_block_exact(const float* x);
 
 struct GridCheck {
-  uint64_t n_blocks = 0;    // blocks examined (all of them unless the scan stopped early)
-  uint64_t n_on_grid = 0;   // of those, on a Q4_0 grid
-  uint64_t n_exact = 0;     // of those, reproduced exactly by the reference quantizer
-  bool complete = false;    // every block of the tensor was examined
+  uint64_t n_blocks = 0;   // blocks examined (all of them unless the scan stopped early)
+  uint64_t n_on_grid = 0;  // of those, on a Q4_0 grid
+  uint64_t n_exact = 0;    // of those, reproduced exactly by the reference quantizer
+  bool complete = false;   // every block of the tensor was examined
   bool on_grid() const { return complete && n_on_grid == n_blocks; }
   bool lossless() const { return complete && n_exact == n_blocks; }
 };

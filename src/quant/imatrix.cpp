@@ -48,7 +48,8 @@ Result<Imatrix> load_gguf(const std::string& path) {
                       "and imatrix.chunk_size are required)",
                       path.c_str());
   }
-  if (datasets->is_array() && datasets->array_type() == GgufType::kString) im.datasets = datasets->strings();
+  if (datasets->is_array() && datasets->array_type() == GgufType::kString)
+    im.datasets = datasets->strings();
   NIBBLE_ASSIGN_OR_RETURN(im.chunk_count, md.get_u32("imatrix.chunk_count"));
 
   struct Parts {
@@ -58,8 +59,10 @@ Result<Imatrix> load_gguf(const std::string& path) {
   std::map<std::string, Parts> parts;
   for (const auto& t : file->tensors()) {
     std::string base = t.name;
-    if (remove_suffix(base, ".in_sum2")) parts[base].sums = &t;
-    else if (remove_suffix(base, ".counts")) parts[base].counts = &t;
+    if (remove_suffix(base, ".in_sum2"))
+      parts[base].sums = &t;
+    else if (remove_suffix(base, ".counts"))
+      parts[base].counts = &t;
     // ".in_sum" (mean activations) is not used for quantization.
   }
   if (parts.empty()) return make_error(ErrorCode::kFormat, "imatrix %s: no data", path.c_str());
@@ -76,7 +79,8 @@ Result<Imatrix> load_gguf(const std::string& path) {
     if (ncounts == 0 || nval == 0) continue;  // llama-quantize skips these
     if (nval % ncounts != 0) {
       return make_error(ErrorCode::kFormat, "imatrix %s: '%s' has %llu sums for %llu counts",
-                        path.c_str(), name.c_str(), static_cast<ull>(nval), static_cast<ull>(ncounts));
+                        path.c_str(), name.c_str(), static_cast<ull>(nval),
+                        static_cast<ull>(ncounts));
     }
     const uint64_t ne0 = nval / ncounts;
     std::vector<float> sums(nval), counts(ncounts);
@@ -120,14 +124,15 @@ Result<Imatrix> load_legacy(const std::string& path, const std::string& bytes) {
   for (int32_t e = 0; e < n_entries; ++e) {
     int32_t len = 0;
     if (!c.read(&len, 4) || len < 0 || static_cast<size_t>(len) > c.left()) {
-      return make_error(ErrorCode::kFormat, "imatrix %s: entry %d: bad name length", path.c_str(), e);
+      return make_error(ErrorCode::kFormat, "imatrix %s: entry %d: bad name length", path.c_str(),
+                        e);
     }
     std::string name(bytes.data() + c.pos, static_cast<size_t>(len));
     c.pos += static_cast<size_t>(len);
     int32_t ncall = 0, nval = 0;
     if (!c.read(&ncall, 4) || !c.read(&nval, 4) || nval < 1) {
-      return make_error(ErrorCode::kFormat, "imatrix %s: entry %d ('%s'): bad value count", path.c_str(),
-                        e, name.c_str());
+      return make_error(ErrorCode::kFormat, "imatrix %s: entry %d ('%s'): bad value count",
+                        path.c_str(), e, name.c_str());
     }
     if (static_cast<uint64_t>(nval) * 4 > c.left()) {
       return make_error(ErrorCode::kFormat, "imatrix %s: entry '%s' needs %llu bytes, %zu remain",
@@ -158,7 +163,8 @@ Result<Imatrix> load_imatrix(const std::string& path) {
   char magic[4] = {};
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) {
-    return make_error(ErrorCode::kNotFound, "imatrix %s: cannot open: %s", path.c_str(), std::strerror(errno));
+    return make_error(ErrorCode::kNotFound, "imatrix %s: cannot open: %s", path.c_str(),
+                      std::strerror(errno));
   }
   const size_t got = std::fread(magic, 1, 4, f);
   std::fclose(f);

@@ -4,7 +4,7 @@
 //
 // Importance matrix ("imatrix", spec §3.6): one non-negative weight per column (n_per_row
 // floats), the same vector for every row. Types use it in one of three ways (QuantCodec::imatrix):
-//   kIgnored   F32/F16/BF16, Q8_0 (and the activation formats): the weights change nothing.
+//   kIgnored   F32/F16/BF16, Q8_0, SFP8 (and the activation formats): the weights change nothing.
 //   kSwitches  Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K: with weights a DIFFERENT algorithm
 //              runs (ggml's *_impl); without, the reference quantizer. Unit weights are not
 //              the same as no weights.

@@ -63,11 +63,13 @@ Result<RecipeModel> model_info(const GgufFile& f) {
     return make_error(ErrorCode::kFormat, "quantize: %s: %s.block_count is 0", f.path().c_str(),
                       m.arch.c_str());
   }
-  NIBBLE_ASSIGN_OR_RETURN(auto heads, md.get_u32_per_layer(m.arch + ".attention.head_count", m.n_layer));
+  NIBBLE_ASSIGN_OR_RETURN(auto heads,
+                          md.get_u32_per_layer(m.arch + ".attention.head_count", m.n_layer));
   m.n_head = heads[0];
   m.n_head_kv = m.n_head;
   if (md.contains(m.arch + ".attention.head_count_kv")) {
-    NIBBLE_ASSIGN_OR_RETURN(auto kv, md.get_u32_per_layer(m.arch + ".attention.head_count_kv", m.n_layer));
+    NIBBLE_ASSIGN_OR_RETURN(auto kv,
+                            md.get_u32_per_layer(m.arch + ".attention.head_count_kv", m.n_layer));
     m.n_head_kv = kv[0];
   }
   if (md.contains(m.arch + ".expert_count")) {
@@ -106,10 +108,10 @@ float max_abs(const GgufTensorInfo& t) {
   const Geometry g = geometry(t);
   const uint64_t row_bytes = ggml_row_size(t.type, g.ne0);
   float m = 0.0f;
-  #pragma omp parallel reduction(max : m)
+#pragma omp parallel reduction(max : m)
   {
     std::vector<float> buf(g.ne0);
-    #pragma omp for schedule(static)
+#pragma omp for schedule(static)
     for (int64_t r = 0; r < static_cast<int64_t>(g.n_rows); ++r) {
       dequantize_row(t.type, t.data + static_cast<uint64_t>(r) * row_bytes, buf.data(), g.ne0);
       for (float v : buf) m = std::max(m, std::isnan(v) ? INFINITY : std::fabs(v));
@@ -146,8 +148,8 @@ Result<Plan> make_plan(const QuantizeOptions& o) {
   int n_imatrix_missing = 0;
   for (size_t idx : order) {
     const GgufTensorInfo& t = in.tensors()[idx];
-    NIBBLE_ASSIGN_OR_RETURN(TensorChoice c,
-                            choose_tensor_type(model, o.ftype, ropt, state, t.name, t.shape, t.type));
+    NIBBLE_ASSIGN_OR_RETURN(
+        TensorChoice c, choose_tensor_type(model, o.ftype, ropt, state, t.name, t.shape, t.type));
     if (!c.note.empty()) note(o, c.note);
     if (c.deviation) ++rep.n_deviation;
     GgmlType to = c.type;
@@ -170,9 +172,10 @@ Result<Plan> make_plan(const QuantizeOptions& o) {
     pt.convert = to != t.type;
     if (pt.convert) {
       if (!can_dequantize(t.type)) {
-        return make_error(ErrorCode::kUnsupported,
-                          "quantize: tensor '%s' has type %s, which nibble cannot dequantize (wanted %s)",
-                          t.name.c_str(), ggml_type_name(t.type), ggml_type_name(to));
+        return make_error(
+            ErrorCode::kUnsupported,
+            "quantize: tensor '%s' has type %s, which nibble cannot dequantize (wanted %s)",
+            t.name.c_str(), ggml_type_name(t.type), ggml_type_name(to));
       }
       NIBBLE_TRY(check_producible(to, ("tensor '" + t.name + "'").c_str()));
       if (t.ne(0) % traits(to).block_size != 0) {
@@ -182,15 +185,16 @@ Result<Plan> make_plan(const QuantizeOptions& o) {
     }
     const bool needs_imatrix = c.allowed && tensor_requires_imatrix(t.name, to, o.ftype);
     if (needs_imatrix && !p.has_imatrix) {
-      return make_error(ErrorCode::kInvalidArgument,
-                        "quantize: %s needs an importance matrix (--imatrix) for tensor '%s' (%s), as "
-                        "llama-quantize does",
-                        ftype_info(o.ftype).cli_name, t.name.c_str(), ggml_type_name(to));
+      return make_error(
+          ErrorCode::kInvalidArgument,
+          "quantize: %s needs an importance matrix (--imatrix) for tensor '%s' (%s), as "
+          "llama-quantize does",
+          ftype_info(o.ftype).cli_name, t.name.c_str(), ggml_type_name(to));
     }
     if (pt.convert && p.has_imatrix) {
       auto it = p.imatrix.values.find(t.name);
       if (it == p.imatrix.values.end()) {
-        ++n_imatrix_missing;
+        if (imatrix_use(to) != ImatrixUse::kIgnored) ++n_imatrix_missing;
       } else {
         const uint64_t want = t.ne(0) * std::max<uint64_t>(1, t.ne(2));
         if (it->second.size() == want) {
@@ -199,10 +203,10 @@ Result<Plan> make_plan(const QuantizeOptions& o) {
           note(o, "imatrix entry for " + t.name + " has " + std::to_string(it->second.size()) +
                       " values, tensor needs " + std::to_string(want) + ": ignored");
         } else {
-          return make_error(ErrorCode::kFormat,
-                            "quantize: imatrix %s: entry '%s' has %zu values, the tensor needs %llu",
-                            o.imatrix_path.c_str(), t.name.c_str(), it->second.size(),
-                            static_cast<ull>(want));
+          return make_error(
+              ErrorCode::kFormat,
+              "quantize: imatrix %s: entry '%s' has %zu values, the tensor needs %llu",
+              o.imatrix_path.c_str(), t.name.c_str(), it->second.size(), static_cast<ull>(want));
         }
       }
       if (needs_imatrix && pt.imatrix == nullptr) {
@@ -236,7 +240,7 @@ Result<Plan> make_plan(const QuantizeOptions& o) {
   rep.n_fallback = state.n_fallback;
   if (n_imatrix_missing > 0) {
     note(o, "the importance matrix has no entry for " + std::to_string(n_imatrix_missing) +
-                " of the converted tensors; they were quantized without one");
+                " tensors whose type would use one; they were quantized without it");
   }
   if (rep.n_requantized > 0) {
     note(o, std::to_string(rep.n_requantized) +
@@ -292,7 +296,8 @@ Status convert_tensor(const PlannedTensor& pt, uint64_t bytes_out, std::vector<u
   const size_t base = out.size();
   out.resize(base + bytes_out);
   // Chunks of about 64 Ki values, never crossing an expert boundary.
-  const uint64_t chunk_rows = std::max<uint64_t>(1, (uint64_t{1} << 16) / std::max<uint64_t>(1, g.ne0));
+  const uint64_t chunk_rows =
+      std::max<uint64_t>(1, (uint64_t{1} << 16) / std::max<uint64_t>(1, g.ne0));
   struct Task {
     uint64_t mat, row0, n;
   };
@@ -307,10 +312,10 @@ Status convert_tensor(const PlannedTensor& pt, uint64_t bytes_out, std::vector<u
   std::atomic<bool> failed{false};
   std::atomic<uint64_t> done_bytes{0};
   const int threads = n_threads > 0 ? n_threads : omp_get_max_threads();
-  #pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(threads)
   {
     std::vector<float> buf(chunk_rows * g.ne0);
-    #pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, 1)
     for (int64_t i = 0; i < static_cast<int64_t>(tasks.size()); ++i) {
       if (failed.load(std::memory_order_relaxed)) continue;
       const Task& k = tasks[static_cast<size_t>(i)];
@@ -325,7 +330,8 @@ Status convert_tensor(const PlannedTensor& pt, uint64_t bytes_out, std::vector<u
         quantize_rows(pt.to, buf.data(), dst, k.n, g.ne0, qw);
         if (pt.to != GgmlType::F32) {
           dequantize_row(pt.to, dst, buf.data(), n);
-          if (!all_finite(buf.data(), n)) bad = "quantized data validation failed (non-finite scale)";
+          if (!all_finite(buf.data(), n))
+            bad = "quantized data validation failed (non-finite scale)";
         }
       }
       if (bad != nullptr) {
@@ -384,7 +390,8 @@ Result<QuantizeReport> quantize_model(const QuantizeOptions& o) {
       produce = [pt, bytes_out, done, &o, total](std::vector<uint8_t>& out) -> Status {
         const uint64_t before = *done;
         std::function<void(uint64_t)> on_bytes;
-        if (o.progress) on_bytes = [&o, before, total](uint64_t d) { o.progress(before + d, total); };
+        if (o.progress)
+          on_bytes = [&o, before, total](uint64_t d) { o.progress(before + d, total); };
         NIBBLE_TRY(convert_tensor(pt, bytes_out, out, o.n_threads, on_bytes));
         *done += pt.src->n_bytes;
         if (o.progress) o.progress(*done, total);
@@ -416,10 +423,11 @@ std::string format_quantize_summary(const QuantizeReport& r) {
   std::string s;
   char line[512];
   std::snprintf(line, sizeof(line), "quantize: %s (%s, general.file_type %u): %zu tensors\n",
-                r.output_path.c_str(), fi.description, static_cast<unsigned>(r.ftype), r.tensors.size());
+                r.output_path.c_str(), fi.description, static_cast<unsigned>(r.ftype),
+                r.tensors.size());
   s += line;
-  std::snprintf(line, sizeof(line), "  %-26s %7s %12s %11s %7s  %s\n", "group", "tensors", "parameters",
-                "size", "bits/w", "types");
+  std::snprintf(line, sizeof(line), "  %-26s %7s %12s %11s %7s  %s\n", "group", "tensors",
+                "parameters", "size", "bits/w", "types");
   s += line;
   auto bpw = [](uint64_t bytes, uint64_t params) { return params ? 8.0 * bytes / params : 0.0; };
   for (const auto& [name, g] : groups) {
@@ -429,30 +437,37 @@ std::string format_quantize_summary(const QuantizeReport& r) {
       types += tn + " " + std::to_string(n);
     }
     std::snprintf(line, sizeof(line), "  %-26s %7llu %12llu %11s %7.3f  %s\n", name.c_str(),
-                  static_cast<ull>(g.tensors), static_cast<ull>(g.params), format_bytes(g.bytes).c_str(),
-                  bpw(g.bytes, g.params), types.c_str());
+                  static_cast<ull>(g.tensors), static_cast<ull>(g.params),
+                  format_bytes(g.bytes).c_str(), bpw(g.bytes, g.params), types.c_str());
     s += line;
   }
   std::snprintf(line, sizeof(line), "  %-26s %7zu %12llu %11s %7.3f\n", "total", r.tensors.size(),
                 static_cast<ull>(r.n_elements), format_bytes(r.bytes_out).c_str(),
                 bpw(r.bytes_out, r.n_elements));
   s += line;
-  std::snprintf(line, sizeof(line), "  tensor data %s (%.3f bits/w) -> %s (%.3f bits/w)", format_bytes(r.bytes_in).c_str(),
-                bpw(r.bytes_in, r.n_elements), format_bytes(r.bytes_out).c_str(), bpw(r.bytes_out, r.n_elements));
+  std::snprintf(line, sizeof(line), "  tensor data %s (%.3f bits/w) -> %s (%.3f bits/w)",
+                format_bytes(r.bytes_in).c_str(), bpw(r.bytes_in, r.n_elements),
+                format_bytes(r.bytes_out).c_str(), bpw(r.bytes_out, r.n_elements));
   s += line;
-  if (r.file_size > 0) s += "; file " + format_bytes(r.file_size) + " (" + std::to_string(r.file_size) + " bytes)";
+  if (r.file_size > 0)
+    s += "; file " + format_bytes(r.file_size) + " (" + std::to_string(r.file_size) + " bytes)";
   s += "\n";
   if (r.n_fallback > 0) {
-    std::snprintf(line, sizeof(line), "  %d of %zu tensors required fallback quantization (rows not a multiple of the block size)\n",
+    std::snprintf(line, sizeof(line),
+                  "  %d of %zu tensors required fallback quantization (rows not a multiple of the "
+                  "block size)\n",
                   r.n_fallback, r.tensors.size());
     s += line;
   }
   if (r.n_imatrix > 0) {
-    std::snprintf(line, sizeof(line), "  %d tensors quantized with the importance matrix\n", r.n_imatrix);
+    std::snprintf(line, sizeof(line), "  %d tensors quantized with the importance matrix\n",
+                  r.n_imatrix);
     s += line;
   }
   if (r.n_sfp8_kept_bf16 > 0) {
-    std::snprintf(line, sizeof(line), "  %d tensors exceed SFP8's range (|x| > 1.875) and stay bf16\n", r.n_sfp8_kept_bf16);
+    std::snprintf(line, sizeof(line),
+                  "  %d tensors exceed SFP8's range (|x| > 1.875) and stay bf16\n",
+                  r.n_sfp8_kept_bf16);
     s += line;
   }
   return s;

@@ -25,9 +25,9 @@ struct QuantizeOptions {
   std::string input_path;
   std::string output_path;
   LlamaFtype ftype = LlamaFtype::Q8_0;
-  RecipeOptions recipe;       // has_imatrix is set from imatrix_path
-  std::string imatrix_path;   // "" = no importance matrix
-  int n_threads = 0;          // 0: OpenMP's default
+  RecipeOptions recipe;      // has_imatrix is set from imatrix_path
+  std::string imatrix_path;  // "" = no importance matrix
+  int n_threads = 0;         // 0: OpenMP's default
   // One line each: fallbacks, deviations from llama-quantize, imatrix coverage, SFP8 range.
   std::function<void(const std::string&)> note;
   // Input bytes processed so far, of the total.
@@ -53,14 +53,14 @@ struct QuantizeReport {
   std::string output_path;
   std::vector<QuantizedTensor> tensors;  // output order
   uint64_t n_elements = 0;
-  uint64_t bytes_in = 0;    // tensor data of the input
-  uint64_t bytes_out = 0;   // tensor data of the output
-  uint64_t file_size = 0;   // the output file
-  int n_fallback = 0;       // §4.6 fallbacks (llama-quantize's "required fallback quantization")
-  int n_deviation = 0;      // tensors where llama-quantize would have stopped (see TensorChoice)
-  int n_requantized = 0;    // tensors converted from an already-quantized type
-  int n_imatrix = 0;        // tensors quantized with an importance-matrix entry
-  int n_sfp8_kept_bf16 = 0; // SFP8 targets outside +-1.875, kept in BF16
+  uint64_t bytes_in = 0;     // tensor data of the input
+  uint64_t bytes_out = 0;    // tensor data of the output
+  uint64_t file_size = 0;    // the output file
+  int n_fallback = 0;        // §4.6 fallbacks (llama-quantize's "required fallback quantization")
+  int n_deviation = 0;       // tensors where llama-quantize would have stopped (see TensorChoice)
+  int n_requantized = 0;     // tensors converted from an already-quantized type
+  int n_imatrix = 0;         // tensors quantized with an importance-matrix entry
+  int n_sfp8_kept_bf16 = 0;  // SFP8 targets outside +-1.875, kept in BF16
 };
 
 // Plans and writes the output file. Errors name the tensor, the types and the numbers.

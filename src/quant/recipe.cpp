@@ -53,12 +53,13 @@ Result<int> ffn_layer(const RecipeModel& m, int running, const std::string& name
   if (std::max<uint32_t>(1, m.n_expert) <= 1) return running;
   const auto layer = tensor_layer(name);
   if (!layer) {
-    return make_error(ErrorCode::kFormat, "quantize: failed to determine the layer of MoE tensor '%s'",
-                      name.c_str());
+    return make_error(ErrorCode::kFormat,
+                      "quantize: failed to determine the layer of MoE tensor '%s'", name.c_str());
   }
   if (*layer < 0 || *layer >= static_cast<int>(m.n_layer)) {
-    return make_error(ErrorCode::kFormat, "quantize: bad layer %d for tensor '%s', must be in [0, %u)",
-                      *layer, name.c_str(), m.n_layer);
+    return make_error(ErrorCode::kFormat,
+                      "quantize: bad layer %d for tensor '%s', must be in [0, %u)", *layer,
+                      name.c_str(), m.n_layer);
   }
   return *layer;
 }
@@ -117,9 +118,7 @@ Result<GgmlType> mixture_type(const RecipeModel& m, LlamaFtype ftype, const Reci
     } else if (ftype == F::Q2_K_S) {
       if (i < n / 8) new_type = T::Q4_K;
     } else if (ftype == F::Q3_K_M) {
-      new_type = i < n / 16                        ? T::Q5_K
-                 : !falcon || use_more_bits(i, n) ? T::Q4_K
-                                                  : T::Q3_K;
+      new_type = i < n / 16 ? T::Q5_K : !falcon || use_more_bits(i, n) ? T::Q4_K : T::Q3_K;
     } else if (ftype == F::Q3_K_L) {
       new_type = falcon ? T::Q4_K : T::Q5_K;
     } else if (ftype == F::Q4_K_M) {
@@ -148,9 +147,12 @@ Result<GgmlType> mixture_type(const RecipeModel& m, LlamaFtype ftype, const Reci
           new_type = T::Q5_K;
         }
       } else {
-        if (ftype == F::Q2_K) new_type = T::Q3_K;
-        else if (ftype == F::Q3_K_M) new_type = T::Q4_K;
-        else if (ftype == F::Q3_K_L) new_type = T::Q5_K;
+        if (ftype == F::Q2_K)
+          new_type = T::Q3_K;
+        else if (ftype == F::Q3_K_M)
+          new_type = T::Q4_K;
+        else if (ftype == F::Q3_K_L)
+          new_type = T::Q5_K;
       }
     } else if (ftype == F::Q3_K_L) {
       new_type = T::Q4_K;
@@ -184,16 +186,32 @@ GgmlType shape_fallback(RecipeState& qs, const std::string& name, uint64_t ncols
   c.fallback = true;
   GgmlType ret;
   switch (type) {
-    case T::IQ1_S: case T::IQ1_M: case T::IQ2_XXS: case T::IQ2_XS: case T::IQ2_S:
-    case T::IQ3_XXS: case T::IQ3_S: case T::IQ4_XS:
+    case T::IQ1_S:
+    case T::IQ1_M:
+    case T::IQ2_XXS:
+    case T::IQ2_XS:
+    case T::IQ2_S:
+    case T::IQ3_XXS:
+    case T::IQ3_S:
+    case T::IQ4_XS:
       ret = T::IQ4_NL;
       break;
-    case T::Q2_0: case T::Q2_K: case T::Q3_K: case T::TQ1_0: case T::TQ2_0:
+    case T::Q2_0:
+    case T::Q2_K:
+    case T::Q3_K:
+    case T::TQ1_0:
+    case T::TQ2_0:
       ret = T::Q4_0;
       break;
-    case T::Q4_K: ret = T::Q5_0; break;
-    case T::Q5_K: ret = T::Q5_1; break;
-    case T::Q6_K: ret = T::Q8_0; break;
+    case T::Q4_K:
+      ret = T::Q5_0;
+      break;
+    case T::Q5_K:
+      ret = T::Q5_1;
+      break;
+    case T::Q6_K:
+      ret = T::Q8_0;
+      break;
     default:
       // llama-quantize throws "no tensor type fallback is defined for type X" here and writes
       // nothing. nibble keeps going with F16, llama.cpp's own last resort, and says so.
@@ -291,7 +309,8 @@ void RecipeModel::count_tensors(const std::vector<std::string>& names) {
 
 TensorCategory tensor_category(const std::string& n) {
   if (n == "output.weight") return TensorCategory::kOutput;
-  if (n == "token_embd.weight" || n == "per_layer_token_embd.weight") return TensorCategory::kTokenEmbd;
+  if (n == "token_embd.weight" || n == "per_layer_token_embd.weight")
+    return TensorCategory::kTokenEmbd;
   if (has(n, "attn_qkv.weight")) return TensorCategory::kAttnQkv;
   if (has(n, "attn_kv_b.weight")) return TensorCategory::kAttnKvB;
   if (has(n, "attn_v.weight")) return TensorCategory::kAttnV;
@@ -305,21 +324,48 @@ TensorCategory tensor_category(const std::string& n) {
 }
 
 bool category_is_attn_v(TensorCategory c) {
-  return c == TensorCategory::kAttnV || c == TensorCategory::kAttnQkv || c == TensorCategory::kAttnKvB;
+  return c == TensorCategory::kAttnV || c == TensorCategory::kAttnQkv ||
+         c == TensorCategory::kAttnKvB;
 }
 
 bool tensor_allows_quantization(const std::string& name, const std::vector<uint64_t>& shape) {
   if (n_dims_of(shape) < 2) return false;  // norms, biases, scalars
   if (name.size() < 6 || name.compare(name.size() - 6, 6, "weight") != 0) return false;
   static const char* const kNever[] = {
-      "_norm.weight", "ffn_gate_inp.weight", "ffn_gate_tid2eid.weight", "altup", "laurel",
-      "per_layer_model_proj", "ssm_conv1d", "shortconv.conv.weight", "indexer.k_proj.weight",
-      "indexer.q_proj.weight", "time_mix_first.weight", "time_mix_w0.weight", "time_mix_w1.weight",
-      "time_mix_w2.weight", "time_mix_v0.weight", "time_mix_v1.weight", "time_mix_v2.weight",
-      "time_mix_a0.weight", "time_mix_a1.weight", "time_mix_a2.weight", "time_mix_g1.weight",
-      "time_mix_g2.weight", "time_mix_decay_w1.weight", "time_mix_decay_w2.weight",
-      "time_mix_lerp_fused.weight", "attn_rel_b.weight", ".position_embd", "sam.pos_embd",
-      "sam.neck.", "sam.net_", ".rel_pos", ".patch_embd", ".patch_merger", "a.rvq.codebook",
+      "_norm.weight",
+      "ffn_gate_inp.weight",
+      "ffn_gate_tid2eid.weight",
+      "altup",
+      "laurel",
+      "per_layer_model_proj",
+      "ssm_conv1d",
+      "shortconv.conv.weight",
+      "indexer.k_proj.weight",
+      "indexer.q_proj.weight",
+      "time_mix_first.weight",
+      "time_mix_w0.weight",
+      "time_mix_w1.weight",
+      "time_mix_w2.weight",
+      "time_mix_v0.weight",
+      "time_mix_v1.weight",
+      "time_mix_v2.weight",
+      "time_mix_a0.weight",
+      "time_mix_a1.weight",
+      "time_mix_a2.weight",
+      "time_mix_g1.weight",
+      "time_mix_g2.weight",
+      "time_mix_decay_w1.weight",
+      "time_mix_decay_w2.weight",
+      "time_mix_lerp_fused.weight",
+      "attn_rel_b.weight",
+      ".position_embd",
+      "sam.pos_embd",
+      "sam.neck.",
+      "sam.net_",
+      ".rel_pos",
+      ".patch_embd",
+      ".patch_merger",
+      "a.rvq.codebook",
       "mm.a.code_embd",
   };
   for (const char* part : kNever) {
@@ -363,20 +409,23 @@ std::vector<size_t> llama_quantize_order(const std::vector<std::string>& names) 
 Result<TensorTypeOverride> parse_tensor_type_override(const std::string& text) {
   const size_t eq = text.rfind('=');
   if (eq == std::string::npos) {
-    return make_error(ErrorCode::kInvalidArgument, "quantize: malformed --tensor-type '%s' (want REGEX=TYPE)",
-                      text.c_str());
+    return make_error(ErrorCode::kInvalidArgument,
+                      "quantize: malformed --tensor-type '%s' (want REGEX=TYPE)", text.c_str());
   }
   if (eq == 0) {
-    return make_error(ErrorCode::kInvalidArgument, "quantize: --tensor-type '%s' has no tensor name", text.c_str());
+    return make_error(ErrorCode::kInvalidArgument,
+                      "quantize: --tensor-type '%s' has no tensor name", text.c_str());
   }
   if (eq + 1 == text.size()) {
-    return make_error(ErrorCode::kInvalidArgument, "quantize: --tensor-type '%s' has no type", text.c_str());
+    return make_error(ErrorCode::kInvalidArgument, "quantize: --tensor-type '%s' has no type",
+                      text.c_str());
   }
   const std::string type_name = text.substr(eq + 1);
   const auto type = ggml_type_from_name(type_name);
   if (!type) {
-    return make_error(ErrorCode::kInvalidArgument, "quantize: --tensor-type '%s': unknown type '%s'",
-                      text.c_str(), type_name.c_str());
+    return make_error(ErrorCode::kInvalidArgument,
+                      "quantize: --tensor-type '%s': unknown type '%s'", text.c_str(),
+                      type_name.c_str());
   }
   TensorTypeOverride o;
   o.pattern = lower(text.substr(0, eq));
@@ -424,7 +473,8 @@ Result<TensorChoice> choose_tensor_type(const RecipeModel& model, LlamaFtype fty
   for (const auto& o : opt.tensor_types) {
     if (std::regex_search(name, o.regex)) {
       if (o.type != type) {
-        c.note = name + ": manual override " + ggml_type_name(type) + " -> " + ggml_type_name(o.type);
+        c.note =
+            name + ": manual override " + ggml_type_name(type) + " -> " + ggml_type_name(o.type);
         type = o.type;
       }
       manual = true;
@@ -440,7 +490,8 @@ Result<TensorChoice> choose_tensor_type(const RecipeModel& model, LlamaFtype fty
 }
 
 bool tensor_requires_imatrix(const std::string& name, GgmlType type, LlamaFtype ftype) {
-  if (name == "token_embd.weight" || name == "per_layer_token_embd.weight" || name == "output.weight") {
+  if (name == "token_embd.weight" || name == "per_layer_token_embd.weight" ||
+      name == "output.weight") {
     return false;
   }
   return type == T::Q2_K && ftype == F::Q2_K_S;

@@ -24,9 +24,26 @@ namespace nibble {
 // llama_ftype ids as stored in general.file_type. NIBBLE_SFP8 is nibble's own (1000: far from
 // llama.cpp's ids, which end below 64, and without the 1024 "guessed" flag bit).
 enum class LlamaFtype : uint32_t {
-  ALL_F32 = 0, MOSTLY_F16 = 1, Q4_0 = 2, Q4_1 = 3, Q8_0 = 7, Q5_0 = 8, Q5_1 = 9,
-  Q2_K = 10, Q3_K_S = 11, Q3_K_M = 12, Q3_K_L = 13, Q4_K_S = 14, Q4_K_M = 15,
-  Q5_K_S = 16, Q5_K_M = 17, Q6_K = 18, Q2_K_S = 21, IQ4_NL = 25, IQ4_XS = 30, MOSTLY_BF16 = 32,
+  ALL_F32 = 0,
+  MOSTLY_F16 = 1,
+  Q4_0 = 2,
+  Q4_1 = 3,
+  Q8_0 = 7,
+  Q5_0 = 8,
+  Q5_1 = 9,
+  Q2_K = 10,
+  Q3_K_S = 11,
+  Q3_K_M = 12,
+  Q3_K_L = 13,
+  Q4_K_S = 14,
+  Q4_K_M = 15,
+  Q5_K_S = 16,
+  Q5_K_M = 17,
+  Q6_K = 18,
+  Q2_K_S = 21,
+  IQ4_NL = 25,
+  IQ4_XS = 30,
+  MOSTLY_BF16 = 32,
   NIBBLE_SFP8 = 1000,
 };
 
@@ -46,13 +63,13 @@ std::optional<LlamaFtype> parse_ftype(std::string_view text);
 
 // What the rules need to know about the model (llama.cpp reads these from the loaded hparams).
 struct RecipeModel {
-  std::string arch;          // general.architecture
-  uint32_t n_layer = 0;      // {arch}.block_count
-  uint32_t n_head = 0;       // {arch}.attention.head_count, layer 0
-  uint32_t n_head_kv = 0;    // {arch}.attention.head_count_kv, layer 0
-  uint32_t n_expert = 0;     // {arch}.expert_count (0 for dense models)
-  bool has_output = false;   // an output.weight tensor exists; otherwise embeddings are tied
-  int n_attention_wv = 0;    // number of attn_v-like tensors (attn_v, attn_qkv, attn_kv_b)
+  std::string arch;         // general.architecture
+  uint32_t n_layer = 0;     // {arch}.block_count
+  uint32_t n_head = 0;      // {arch}.attention.head_count, layer 0
+  uint32_t n_head_kv = 0;   // {arch}.attention.head_count_kv, layer 0
+  uint32_t n_expert = 0;    // {arch}.expert_count (0 for dense models)
+  bool has_output = false;  // an output.weight tensor exists; otherwise embeddings are tied
+  int n_attention_wv = 0;   // number of attn_v-like tensors (attn_v, attn_qkv, attn_kv_b)
 
   // n_head / n_head_kv (C integer division), 0 when n_head_kv is 0.
   uint32_t n_gqa() const { return n_head_kv == 0 ? 0 : n_head / n_head_kv; }
@@ -65,8 +82,18 @@ struct RecipeModel {
 
 // §4.3 categories (first match wins).
 enum class TensorCategory {
-  kTokenEmbd, kAttnQ, kAttnV, kAttnK, kAttnQkv, kAttnKvB, kAttnOutput,
-  kFfnUp, kFfnGate, kFfnDown, kOutput, kOther,
+  kTokenEmbd,
+  kAttnQ,
+  kAttnV,
+  kAttnK,
+  kAttnQkv,
+  kAttnKvB,
+  kAttnOutput,
+  kFfnUp,
+  kFfnGate,
+  kFfnDown,
+  kOutput,
+  kOther,
 };
 TensorCategory tensor_category(const std::string& name);
 // attn_v, attn_qkv, attn_kv_b.
@@ -97,8 +124,8 @@ struct RecipeOptions {
   std::optional<GgmlType> output_type;  // --output-type (llama-quantize --output-tensor-type)
   std::optional<GgmlType> embd_type;    // --embd-type (llama-quantize --token-embedding-type)
   std::vector<TensorTypeOverride> tensor_types;  // --tensor-type, in command-line order
-  bool pure = false;                    // --pure: no mixture rules, every tensor gets T0
-  bool has_imatrix = false;             // an importance matrix was given
+  bool pure = false;                             // --pure: no mixture rules, every tensor gets T0
+  bool has_imatrix = false;                      // an importance matrix was given
 };
 
 // llama-quantize's running counters (§4.3), advanced as tensors are chosen in order.
@@ -117,7 +144,7 @@ struct TensorChoice {
   // Set when nibble deviates from llama-quantize: the row length fits no block of the chosen
   // type and llama.cpp defines no fallback for it (it aborts); nibble uses F16 instead.
   bool deviation = false;
-  std::string note;       // human-readable reason for a fallback or override, or ""
+  std::string note;  // human-readable reason for a fallback or override, or ""
 };
 
 // The type of one tensor (§4.4): `current` is its type in the input file. Call in

@@ -15,7 +15,7 @@ uint16_t sfp8_to_bf16(uint8_t code) {
   if (v < 64) {  // small: 2 mantissa bits, exponent bias 23
     hi = 0x34u + (v >> 3);
     lo = (v << 5) & 0xFFu;
-  } else {       // large: 3 mantissa bits, exponent bias 15
+  } else {  // large: 3 mantissa bits, exponent bias 15
     hi = 0x38u + (v >> 4);
     lo = (v << 4) & 0xFFu;
   }
@@ -26,7 +26,7 @@ float sfp8_to_f32(uint8_t code) { return bf16_to_f32(sfp8_to_bf16(code)); }
 
 uint8_t sfp8_from_bf16(uint16_t bf16) {
   const uint32_t sign = (bf16 & 0x8000u) ? 0x80u : 0u;
-  uint32_t e = (bf16 >> 7) & 0xFFu;  // biased exponent
+  uint32_t e = (bf16 >> 7) & 0xFFu;         // biased exponent
   const uint32_t m6 = (bf16 & 0x7Fu) >> 1;  // drop the lowest mantissa bit
   // Large before rounding: >= 1.1111 * 2^-8 rounds up to 2^-7.
   const bool large = e > 119 || (e == 119 && m6 > 0x3Bu);

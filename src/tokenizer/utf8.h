@@ -3,6 +3,8 @@
 // Unicode library: no normalisation, no character classes.
 #pragma once
 
+#include "util/text.h"  // printable()
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -119,37 +121,5 @@ inline std::string unescape_spaces(std::string_view s) {
   return out;
 }
 
-// A piece of untrusted text made fit for a one-line error message: control bytes and
-// backslashes escaped (\n, \t, \xNN), cut after `max_bytes` at a character boundary.
-inline std::string printable(std::string_view s, size_t max_bytes = 64) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  size_t i = 0;
-  while (i < s.size()) {
-    if (i >= max_bytes) {
-      out += "...";
-      break;
-    }
-    const size_t n = utf8_char_length(s, i);
-    const auto c = static_cast<uint8_t>(s[i]);
-    if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (c == '\\') {
-      out += "\\\\";
-    } else if (c < 0x20 || c == 0x7F || (n == 1 && c >= 0x80)) {
-      out += "\\x";
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    } else {
-      out.append(s.substr(i, n));
-    }
-    i += n;
-  }
-  return out;
-}
 
 }  // namespace nibble

@@ -12,6 +12,7 @@
 
 #include "tokenizer/utf8.h"
 #include "tokenizer/vocab.h"
+#include "util/json_brief.h"
 #include "util/mapped_file.h"
 
 namespace nibble {
@@ -55,33 +56,36 @@ bool read_id(const json& j, size_t limit, size_t* out) {
   return false;
 }
 
-// Whether a normaliser / pre-tokeniser adds a leading U+2581 (a "dummy prefix").
+// Whether a normaliser / pre-tokeniser adds a leading U+2581 (a "dummy prefix"). Walks nested
+// "Sequence" nodes with an explicit stack (a hostile file may nest them arbitrarily deep).
 bool adds_space_prefix(const json& normalizer, const json& pre_tokenizer) {
-  auto check = [](const json& node, auto&& self) -> bool {
-    if (!node.is_object()) return false;
+  std::vector<const json*> stack = {&pre_tokenizer, &normalizer};
+  while (!stack.empty()) {
+    const json& node = *stack.back();
+    stack.pop_back();
+    if (!node.is_object()) continue;
     const auto type = node.find("type");
-    if (type == node.end() || !type->is_string()) return false;
+    if (type == node.end() || !type->is_string()) continue;
     const std::string t = *type;
     if (t == "Sequence") {
       for (const char* key : {"normalizers", "pretokenizers"}) {
         const auto list = node.find(key);
         if (list == node.end() || !list->is_array()) continue;
-        for (const json& child : *list) {
-          if (self(child, self)) return true;
-        }
+        for (auto it = list->rbegin(); it != list->rend(); ++it) stack.push_back(&*it);
       }
-      return false;
-    }
-    if (t == "Prepend") return true;
-    if (t == "Metaspace") {
+    } else if (t == "Prepend") {
+      return true;
+    } else if (t == "Metaspace") {
       const auto scheme = node.find("prepend_scheme");
-      if (scheme != node.end() && scheme->is_string()) return *scheme != "never";
+      if (scheme != node.end() && scheme->is_string()) {
+        if (*scheme != "never") return true;
+        continue;
+      }
       const auto add = node.find("add_prefix_space");
-      return add != node.end() && add->is_boolean() && add->get<bool>();
+      if (add != node.end() && add->is_boolean() && add->get<bool>()) return true;
     }
-    return false;
-  };
-  return check(normalizer, check) || check(pre_tokenizer, check);
+  }
+  return false;
 }
 
 }  // namespace
@@ -92,7 +96,7 @@ Result<Vocab> vocab_from_tokenizer_json_text(std::string_view text, const std::s
   try {
     root = json::parse(text.begin(), text.end());
   } catch (const json::exception& e) {
-    return make_error(ErrorCode::kFormat, "%s: invalid JSON: %s", nm, e.what());
+    return make_error(ErrorCode::kFormat, "%s: invalid JSON: %s", nm, printable(e.what(), 200).c_str());
   }
   if (!root.is_object()) return make_error(ErrorCode::kFormat, "%s: not a JSON object", nm);
   const auto model_it = root.find("model");
@@ -103,7 +107,7 @@ Result<Vocab> vocab_from_tokenizer_json_text(std::string_view text, const std::s
   const auto type_it = model.find("type");
   if (type_it != model.end() && (!type_it->is_string() || *type_it != "BPE")) {
     return make_error(ErrorCode::kUnsupported, "%s: model.type is %s; nibble reads BPE models", nm,
-                      printable(type_it->dump()).c_str());
+                      json_brief(*type_it).c_str());
   }
   const auto vocab_it = model.find("vocab");
   if (vocab_it == model.end() || !vocab_it->is_object()) {
@@ -133,7 +137,7 @@ Result<Vocab> vocab_from_tokenizer_json_text(std::string_view text, const std::s
     if (!read_id(id_json, n_entries, &id)) {
       return make_error(ErrorCode::kFormat,
                         "%s: model.vocab['%s'] = %s is not an id in [0, %zu) (ids must be dense)",
-                        nm, printable(piece).c_str(), printable(id_json.dump()).c_str(), n_entries);
+                        nm, printable(piece).c_str(), json_brief(id_json).c_str(), n_entries);
     }
     if (assigned[id]) {
       return make_error(ErrorCode::kFormat, "%s: model.vocab gives id %zu to both '%s' and '%s'",

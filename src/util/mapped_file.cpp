@@ -14,7 +14,8 @@
 namespace nibble {
 
 Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; the S_ISREG check below refuses it.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     return make_error(errno == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
                       "%s: cannot open: %s", path.c_str(), std::strerror(errno));
@@ -51,6 +52,12 @@ MappedFile::~MappedFile() {
 }
 
 Result<std::string> read_file_to_string(const std::string& path, uint64_t max_bytes) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return make_error(errno == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo, "%s: cannot open: %s",
+                      path.c_str(), std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) return make_error(ErrorCode::kIo, "%s: not a regular file", path.c_str());
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return make_error(ErrorCode::kNotFound, "%s: cannot open: %s", path.c_str(),

@@ -56,8 +56,8 @@ inline std::string write_llama_gguf(const std::string& path, int n_layer = 4, bo
   md.set("llama.attention.head_count", GgufValue::u32(8));
   md.set("llama.attention.head_count_kv", GgufValue::u32(2));
   md.set("general.file_type", GgufValue::u32(0));
-  std::vector<std::pair<std::string, std::vector<uint64_t>>> shapes = {{"token_embd.weight", {256, 512}},
-                                                                       {"output_norm.weight", {256}}};
+  std::vector<std::pair<std::string, std::vector<uint64_t>>> shapes = {
+      {"token_embd.weight", {256, 512}}, {"output_norm.weight", {256}}};
   if (!tied) shapes.push_back({"output.weight", {256, 512}});
   for (int i = 0; i < n_layer; ++i) {
     const std::string p = "blk." + std::to_string(i) + ".";
@@ -98,7 +98,8 @@ struct ImatrixEntry {
 };
 
 // A llama-imatrix GGUF file.
-inline void write_imatrix_gguf(const std::string& path, const std::map<std::string, ImatrixEntry>& entries,
+inline void write_imatrix_gguf(const std::string& path,
+                               const std::map<std::string, ImatrixEntry>& entries,
                                bool with_metadata = true) {
   GgufWriter w;
   if (with_metadata) {
@@ -120,7 +121,8 @@ inline void write_imatrix_gguf(const std::string& path, const std::map<std::stri
 }
 
 // The legacy .dat format of the same data (one ncall per entry: counts[0]).
-inline void write_imatrix_dat(const std::string& path, const std::map<std::string, ImatrixEntry>& entries) {
+inline void write_imatrix_dat(const std::string& path,
+                              const std::map<std::string, ImatrixEntry>& entries) {
   std::vector<uint8_t> b;
   auto put = [&b](const void* p, size_t n) {
     b.insert(b.end(), static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n);

@@ -3,6 +3,8 @@
 // (general.quantization_version, general.file_type last), tensor bytes equal to quantize_rows of
 // the input, copies where the type is unchanged, per-expert importance matrices (GGUF and legacy),
 // the Q2_K_S imatrix requirement, SFP8, no partial output on failure, the summary and the CLI.
+#include "quant/quantize_model.h"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -10,7 +12,6 @@
 
 #include "model_fixtures.h"
 #include "quant/imatrix.h"
-#include "quant/quantize_model.h"
 #include "quant/sfp8.h"
 
 namespace nibble {
@@ -40,7 +41,8 @@ QuantizeOptions opts(const std::string& in, const std::string& out, LlamaFtype f
 }
 
 // The bytes quantize_rows produces for a whole tensor from f32 values, expert by expert.
-std::vector<uint8_t> reference_bytes(GgmlType to, const std::vector<float>& x, const GgufTensorInfo& t,
+std::vector<uint8_t> reference_bytes(GgmlType to, const std::vector<float>& x,
+                                     const GgufTensorInfo& t,
                                      const std::vector<float>* imatrix = nullptr) {
   const uint64_t ne0 = t.ne(0), n_mat = std::max<uint64_t>(1, t.ne(2));
   const uint64_t rows = t.n_elements / ne0 / n_mat;
@@ -77,13 +79,15 @@ void check_output(const std::string& in_path, const std::string& out_path, Llama
     EXPECT_EQ(dst.n_bytes, rep.tensors[i].bytes_out);
     if (dst.type == src.type) {
       ASSERT_EQ(dst.n_bytes, src.n_bytes);
-      EXPECT_EQ(std::memcmp(dst.data, src.data, src.n_bytes), 0) << "a tensor of unchanged type is copied";
+      EXPECT_EQ(std::memcmp(dst.data, src.data, src.n_bytes), 0)
+          << "a tensor of unchanged type is copied";
     } else {
       const std::vector<float>* qw = nullptr;
       if (imatrix != nullptr && imatrix->count(src.name)) qw = &imatrix->at(src.name);
       const auto ref = reference_bytes(dst.type, qtest::values_of(src), src, qw);
       ASSERT_EQ(ref.size(), dst.n_bytes);
-      EXPECT_EQ(std::memcmp(ref.data(), dst.data, dst.n_bytes), 0) << "bytes differ from quantize_rows";
+      EXPECT_EQ(std::memcmp(ref.data(), dst.data, dst.n_bytes), 0)
+          << "bytes differ from quantize_rows";
     }
   }
   // KVs: the input's, in order, with quantization_version and file_type moved to the end.
@@ -116,7 +120,8 @@ void check_output(const std::string& in_path, const std::string& out_path, Llama
 }
 
 // An imatrix for every 2-D and 3-D weight of a file (Q2_K_S needs one for its Q2_K tensors).
-std::string full_imatrix(const std::string& gguf, std::map<std::string, std::vector<float>>* values) {
+std::string full_imatrix(const std::string& gguf,
+                         std::map<std::string, std::vector<float>>* values) {
   std::map<std::string, qtest::ImatrixEntry> all;
   auto f = open_ok(gguf);
   qtest::Lcg g{7};
@@ -152,7 +157,9 @@ TEST(QuantizeModel, EveryRecipeOnRandMoeAndRandE) {
       check_output(in, out, f.ftype, rep, needs_imatrix ? &im_values : nullptr);
       // Every quantizable tensor got a type of this recipe's family or a documented fallback.
       for (const auto& t : rep.tensors) {
-        if (!t.quantizable) EXPECT_EQ(t.to, t.from) << t.name;
+        if (!t.quantizable) {
+          EXPECT_EQ(t.to, t.from) << t.name;
+        }
       }
     }
   }
@@ -170,7 +177,8 @@ TEST(QuantizeModel, RandMoeQ4_K_MTypes) {
   EXPECT_EQ(type["blk.1.attn_k.weight"], GgmlType::Q8_0);
   EXPECT_EQ(type["blk.1.attn_output.weight"], GgmlType::Q5_1);  // Q5_K -> Q5_1
   EXPECT_EQ(type["blk.1.attn_q.weight"], GgmlType::Q5_0);       // Q4_K -> Q5_0
-  EXPECT_EQ(type["blk.3.ffn_down_exps.weight"], GgmlType::Q8_0);  // use_more_bits(3, 4): Q6_K -> Q8_0
+  EXPECT_EQ(type["blk.3.ffn_down_exps.weight"],
+            GgmlType::Q8_0);  // use_more_bits(3, 4): Q6_K -> Q8_0
   EXPECT_EQ(type["blk.1.ffn_down_exps.weight"], GgmlType::Q5_0);
   EXPECT_EQ(type["blk.1.ffn_gate_inp.weight"], GgmlType::F32);  // router never quantized
   EXPECT_EQ(type["blk.1.attn_norm.weight"], GgmlType::F32);
@@ -196,7 +204,9 @@ TEST(QuantizeModel, RequantizingKeepsBlocksBitForBit) {
   check_output(cq, out, LlamaFtype::Q4_0, rep);
   EXPECT_EQ(rep.n_requantized, 7);
   for (const auto& t : rep.tensors) {
-    if (t.from == GgmlType::Q4_0 && t.to == GgmlType::Q4_0) EXPECT_FALSE(t.converted) << t.name;
+    if (t.from == GgmlType::Q4_0 && t.to == GgmlType::Q4_0) {
+      EXPECT_FALSE(t.converted) << t.name;
+    }
   }
 }
 
@@ -244,7 +254,8 @@ TEST(QuantizeModel, ImatrixPerExpertSlice) {
   EXPECT_EQ(loaded.value().values.size(), 3u);
   EXPECT_EQ(loaded.value().chunk_count, 7u);
   EXPECT_EQ(loaded.value().datasets, std::vector<std::string>{"unit-test.txt"});
-  EXPECT_EQ(loaded.value().values.at("blk.0.ffn_down_exps.weight"), qtest::imatrix_values(entries.at("blk.0.ffn_down_exps.weight")));
+  EXPECT_EQ(loaded.value().values.at("blk.0.ffn_down_exps.weight"),
+            qtest::imatrix_values(entries.at("blk.0.ffn_down_exps.weight")));
 
   const std::string out = test::temp_dir() + "/q4_0-im.gguf";
   QuantizeOptions o = opts(in, out, LlamaFtype::Q4_0);
@@ -263,8 +274,10 @@ TEST(QuantizeModel, ImatrixPerExpertSlice) {
     const auto x = qtest::values_of(*src);
     const auto with = reference_bytes(dst->type, x, *src, &qw);
     const auto without = reference_bytes(dst->type, x, *src);
-    EXPECT_EQ(std::memcmp(with.data(), dst->data, dst->n_bytes), 0) << "expert k must use imatrix slice k";
-    EXPECT_NE(std::memcmp(without.data(), dst->data, dst->n_bytes), 0) << "the imatrix changed nothing";
+    EXPECT_EQ(std::memcmp(with.data(), dst->data, dst->n_bytes), 0)
+        << "expert k must use imatrix slice k";
+    EXPECT_NE(std::memcmp(without.data(), dst->data, dst->n_bytes), 0)
+        << "the imatrix changed nothing";
   }
   // Provenance keys follow general.file_type, as llama-quantize's KV overrides do.
   const auto& e = fout->metadata().entries();
@@ -317,7 +330,8 @@ TEST(QuantizeModel, ImatrixErrors) {
   auto entries = moe_imatrix();
   auto r = run(entries, /*meta=*/false);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().message.find("missing imatrix metadata"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("missing imatrix metadata"), std::string::npos)
+      << r.error().message;
   auto wrong = entries;
   wrong["blk.0.attn_q.weight"].sums.resize(32);
   wrong["blk.0.attn_q.weight"].ne0 = 32;
@@ -381,19 +395,25 @@ TEST(QuantizeModel, Sfp8FileAndRange) {
   EXPECT_GT(n_sfp8, 30);
   EXPECT_EQ(f->metadata().get_u32("general.file_type").value(), 1000u);
   // A tensor beyond +-1.875 stays bf16 (gemma.cpp would scale it; nibble has no scale slot).
-  const std::string big = qtest::write_llama_gguf(test::temp_dir() + "/big.gguf", 2, false, "", "blk.1.attn_q.weight");
-  const QuantizeReport r2 = quantize_ok(opts(big, test::temp_dir() + "/big-sfp8.gguf", LlamaFtype::NIBBLE_SFP8));
+  const std::string big =
+      qtest::write_llama_gguf(test::temp_dir() + "/big.gguf", 2, false, "", "blk.1.attn_q.weight");
+  const QuantizeReport r2 =
+      quantize_ok(opts(big, test::temp_dir() + "/big-sfp8.gguf", LlamaFtype::NIBBLE_SFP8));
   EXPECT_EQ(r2.n_sfp8_kept_bf16, 1);
   for (const auto& t : r2.tensors) {
-    if (t.name == "blk.1.attn_q.weight") EXPECT_EQ(t.to, GgmlType::BF16);
-    else if (t.quantizable) EXPECT_EQ(t.to, GgmlType::SFP8) << t.name;
+    if (t.name == "blk.1.attn_q.weight") {
+      EXPECT_EQ(t.to, GgmlType::BF16);
+    } else if (t.quantizable) {
+      EXPECT_EQ(t.to, GgmlType::SFP8) << t.name;
+    }
   }
   EXPECT_NE(format_quantize_summary(r2).find("exceed SFP8's range"), std::string::npos);
 }
 
 TEST(QuantizeModel, FailureLeavesNoOutput) {
   const std::string dir = test::temp_dir();
-  const std::string in = qtest::write_llama_gguf(dir + "/nan.gguf", 2, false, "blk.1.ffn_up.weight");
+  const std::string in =
+      qtest::write_llama_gguf(dir + "/nan.gguf", 2, false, "blk.1.ffn_up.weight");
   const std::string out = dir + "/out.gguf";
   auto r = quantize_model(opts(in, out, LlamaFtype::Q4_K_M));
   ASSERT_FALSE(r.ok());
@@ -417,9 +437,9 @@ TEST(QuantizeModel, SummaryListsGroupsTypesAndBitsPerWeight) {
   const std::string out = test::temp_dir() + "/sum.gguf";
   const QuantizeReport rep = quantize_ok(opts(fixture_gguf("rand-e"), out, LlamaFtype::Q4_K_M));
   const std::string s = format_quantize_summary(rep);
-  for (const char* part : {"Q4_K - Medium", "general.file_type 15", "attention", "dense FFN", "embedding",
-                           "per-layer embedding (PLE)", "norms & scalars", "total", "bits/w", "q8_0", "f32",
-                           "required fallback quantization", "file "}) {
+  for (const char* part : {"Q4_K - Medium", "general.file_type 15", "attention", "dense FFN",
+                           "embedding", "per-layer embedding (PLE)", "norms & scalars", "total",
+                           "bits/w", "q8_0", "f32", "required fallback quantization", "file "}) {
     EXPECT_NE(s.find(part), std::string::npos) << part << "\n" << s;
   }
   uint64_t bytes = 0, params = 0;
@@ -433,7 +453,8 @@ TEST(QuantizeModel, SummaryListsGroupsTypesAndBitsPerWeight) {
   std::snprintf(bpw, sizeof(bpw), "%.3f", 8.0 * bytes / params);
   EXPECT_NE(s.find(bpw), std::string::npos) << bpw << "\n" << s;
   // plan_quantize predicts the same types and sizes without writing.
-  auto plan = plan_quantize(opts(fixture_gguf("rand-e"), test::temp_dir() + "/none.gguf", LlamaFtype::Q4_K_M));
+  auto plan = plan_quantize(
+      opts(fixture_gguf("rand-e"), test::temp_dir() + "/none.gguf", LlamaFtype::Q4_K_M));
   ASSERT_TRUE(plan.ok());
   EXPECT_EQ(plan.value().bytes_out, rep.bytes_out);
 }
@@ -442,7 +463,8 @@ TEST(QuantizeModel, SummaryListsGroupsTypesAndBitsPerWeight) {
 
 TEST(QuantizeCli, WritesAndSummarises) {
   const std::string out = test::temp_dir() + "/cli.gguf";
-  auto r = test::run_nibble({"quantize", fixture_gguf("rand-moe"), out, "q4_k"});  // alias of Q4_K_M
+  auto r =
+      test::run_nibble({"quantize", fixture_gguf("rand-moe"), out, "q4_k"});  // alias of Q4_K_M
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("Q4_K - Medium"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("total"), std::string::npos);
@@ -450,16 +472,18 @@ TEST(QuantizeCli, WritesAndSummarises) {
   ASSERT_TRUE(f);
   EXPECT_EQ(f->metadata().get_u32("general.file_type").value(), 15u);
 
-  auto o = test::run_nibble({"quantize", fixture_gguf("rand-moe"), test::temp_dir() + "/o.gguf", "Q8_0",
-                             "--tensor-type", "attn_q=f16", "--output-type", "q8_0", "--embd-type", "f16", "--pure"});
+  auto o = test::run_nibble({"quantize", fixture_gguf("rand-moe"), test::temp_dir() + "/o.gguf",
+                             "Q8_0", "--tensor-type", "attn_q=f16", "--output-type", "q8_0",
+                             "--embd-type", "f16", "--pure"});
   ASSERT_EQ(o.exit_code, 0) << o.err;
   EXPECT_NE(o.out.find("f16"), std::string::npos) << o.out;
 
-  auto bad = test::run_nibble({"quantize", fixture_gguf("rand-moe"), test::temp_dir() + "/b.gguf", "Q9_X"});
+  auto bad = test::run_nibble(
+      {"quantize", fixture_gguf("rand-moe"), test::temp_dir() + "/b.gguf", "Q9_X"});
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.err.find("Q4_K_M"), std::string::npos) << bad.err;
-  auto bad2 = test::run_nibble({"quantize", fixture_gguf("rand-moe"), test::temp_dir() + "/b.gguf", "Q8_0",
-                                "--output-type", "iq2_xxs"});
+  auto bad2 = test::run_nibble({"quantize", fixture_gguf("rand-moe"), test::temp_dir() + "/b.gguf",
+                                "Q8_0", "--output-type", "iq2_xxs"});
   EXPECT_NE(bad2.exit_code, 0);
   EXPECT_NE(bad2.err.find("cannot write type iq2_xxs"), std::string::npos) << bad2.err;
 }
@@ -493,10 +517,11 @@ TEST(QuantizeCli, TinyMoeQ4_K_M) {
   EXPECT_EQ(f->metadata().get_u32("general.file_type").value(), 15u);
   std::map<std::string, GgmlType> type;
   for (const auto& t : f->tensors()) type[t.name] = t.type;
-  EXPECT_EQ(type["token_embd.weight"], GgmlType::Q6_K);       // tied, 256 wide
-  EXPECT_EQ(type["blk.0.attn_v.weight"], GgmlType::Q8_0);     // 8 experts
+  EXPECT_EQ(type["token_embd.weight"], GgmlType::Q6_K);    // tied, 256 wide
+  EXPECT_EQ(type["blk.0.attn_v.weight"], GgmlType::Q8_0);  // 8 experts
   EXPECT_EQ(type["blk.0.attn_output.weight"], GgmlType::Q5_K);
-  EXPECT_EQ(type["blk.0.ffn_down_exps.weight"], GgmlType::Q4_K);  // 4 layers: use_more_bits = {2, 3}
+  EXPECT_EQ(type["blk.0.ffn_down_exps.weight"],
+            GgmlType::Q4_K);  // 4 layers: use_more_bits = {2, 3}
   EXPECT_EQ(type["blk.2.ffn_down_exps.weight"], GgmlType::Q6_K);
   EXPECT_EQ(type["blk.3.ffn_down_exps.weight"], GgmlType::Q6_K);
   EXPECT_EQ(type["blk.2.ffn_gate_up_exps.weight"], GgmlType::Q4_K);

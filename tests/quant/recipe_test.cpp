@@ -2,14 +2,14 @@
 // names, which tensors are quantized, categories and order, the mixture rules of §4.5 per ftype,
 // the MoE (n_expert == 8) adjustments, Falcon / LLaMA-70B special cases, overrides, and the §4.6
 // shape fallback. Includes the §4.7 worked example (Llama-3-8B Q4_K_M and Q8_0 byte totals).
+#include "quant/recipe.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
-
-#include "quant/recipe.h"
 
 namespace nibble {
 namespace {
@@ -68,14 +68,16 @@ std::map<std::string, TensorChoice> plan(const RecipeModel& m, LlamaFtype ftype,
   RecipeState st;
   std::map<std::string, TensorChoice> out;
   for (size_t i : llama_quantize_order(names)) {
-    auto r = choose_tensor_type(m, ftype, opt, st, tensors[i].name, tensors[i].shape, tensors[i].type);
+    auto r =
+        choose_tensor_type(m, ftype, opt, st, tensors[i].name, tensors[i].shape, tensors[i].type);
     EXPECT_TRUE(r.ok()) << tensors[i].name << ": " << (r.ok() ? "" : r.error().message);
     if (r.ok()) out[tensors[i].name] = r.value();
   }
   return out;
 }
 
-uint64_t data_bytes(const std::vector<Tensor>& tensors, const std::map<std::string, TensorChoice>& p) {
+uint64_t data_bytes(const std::vector<Tensor>& tensors,
+                    const std::map<std::string, TensorChoice>& p) {
   uint64_t total = 0;
   for (const auto& t : tensors) {
     uint64_t n = 1;
@@ -97,12 +99,13 @@ TEST(RecipeFtype, IdsNamesAndDefaults) {
     GgmlType t0;
   };
   const Row rows[] = {
-      {"F32", 0, T::F32},       {"F16", 1, T::F16},       {"Q4_0", 2, T::Q4_0},     {"Q4_1", 3, T::Q4_1},
-      {"Q8_0", 7, T::Q8_0},     {"Q5_0", 8, T::Q5_0},     {"Q5_1", 9, T::Q5_1},     {"Q2_K", 10, T::Q2_K},
-      {"Q3_K_S", 11, T::Q3_K},  {"Q3_K_M", 12, T::Q3_K},  {"Q3_K_L", 13, T::Q3_K},  {"Q4_K_S", 14, T::Q4_K},
-      {"Q4_K_M", 15, T::Q4_K},  {"Q5_K_S", 16, T::Q5_K},  {"Q5_K_M", 17, T::Q5_K},  {"Q6_K", 18, T::Q6_K},
-      {"Q2_K_S", 21, T::Q2_K},  {"IQ4_NL", 25, T::IQ4_NL}, {"IQ4_XS", 30, T::IQ4_XS}, {"BF16", 32, T::BF16},
-      {"SFP8", 1000, T::SFP8},
+      {"F32", 0, T::F32},        {"F16", 1, T::F16},      {"Q4_0", 2, T::Q4_0},
+      {"Q4_1", 3, T::Q4_1},      {"Q8_0", 7, T::Q8_0},    {"Q5_0", 8, T::Q5_0},
+      {"Q5_1", 9, T::Q5_1},      {"Q2_K", 10, T::Q2_K},   {"Q3_K_S", 11, T::Q3_K},
+      {"Q3_K_M", 12, T::Q3_K},   {"Q3_K_L", 13, T::Q3_K}, {"Q4_K_S", 14, T::Q4_K},
+      {"Q4_K_M", 15, T::Q4_K},   {"Q5_K_S", 16, T::Q5_K}, {"Q5_K_M", 17, T::Q5_K},
+      {"Q6_K", 18, T::Q6_K},     {"Q2_K_S", 21, T::Q2_K}, {"IQ4_NL", 25, T::IQ4_NL},
+      {"IQ4_XS", 30, T::IQ4_XS}, {"BF16", 32, T::BF16},   {"SFP8", 1000, T::SFP8},
   };
   EXPECT_EQ(ftype_table().size(), std::size(rows));
   for (const auto& r : rows) {
@@ -132,11 +135,11 @@ TEST(RecipeTensors, WhichTensorsAreQuantized) {
   EXPECT_TRUE(tensor_allows_quantization("blk.0.attn_q.weight", m2));
   EXPECT_TRUE(tensor_allows_quantization("blk.0.ffn_down_exps.weight", {64, 64, 8}));
   EXPECT_TRUE(tensor_allows_quantization("token_embd.weight", m2));
-  EXPECT_TRUE(tensor_allows_quantization("blk.0.inp_gate.weight", m2));  // Gemma 4 PLE gate
+  EXPECT_TRUE(tensor_allows_quantization("blk.0.inp_gate.weight", m2));         // Gemma 4 PLE gate
   EXPECT_FALSE(tensor_allows_quantization("blk.0.attn_norm.weight", {64}));     // 1-D
   EXPECT_FALSE(tensor_allows_quantization("blk.0.attn_q.weight", {64, 1}));     // 1-D in ggml terms
   EXPECT_FALSE(tensor_allows_quantization("blk.0.attn_q_norm.weight", m2));     // _norm.weight
-  EXPECT_FALSE(tensor_allows_quantization("blk.0.ffn_gate_inp.weight", m2));   // MoE router
+  EXPECT_FALSE(tensor_allows_quantization("blk.0.ffn_gate_inp.weight", m2));    // MoE router
   EXPECT_FALSE(tensor_allows_quantization("per_layer_model_proj.weight", m2));  // Gemma 3n/4 PLE
   EXPECT_FALSE(tensor_allows_quantization("blk.0.ffn_gate_inp.scale", m2));     // not *weight
   EXPECT_FALSE(tensor_allows_quantization("blk.0.altup_proj.weight", m2));
@@ -166,14 +169,16 @@ TEST(RecipeTensors, Categories) {
 }
 
 TEST(RecipeTensors, OrderIsLayerThenName) {
-  const std::vector<std::string> names = {"blk.10.attn_q.weight", "token_embd.weight", "blk.9.ffn_up.weight",
-                                          "blk.9.attn_q.weight", "output_norm.weight", "blk.0.x.weight",
-                                          "output.weight", "rope_freqs.weight", "blk.2.a.weight"};
+  const std::vector<std::string> names = {
+      "blk.10.attn_q.weight", "token_embd.weight",  "blk.9.ffn_up.weight",
+      "blk.9.attn_q.weight",  "output_norm.weight", "blk.0.x.weight",
+      "output.weight",        "rope_freqs.weight",  "blk.2.a.weight"};
   std::vector<std::string> got;
   for (size_t i : llama_quantize_order(names)) got.push_back(names[i]);
-  const std::vector<std::string> want = {"output.weight", "output_norm.weight", "rope_freqs.weight",
-                                         "token_embd.weight", "blk.0.x.weight", "blk.2.a.weight",
-                                         "blk.9.attn_q.weight", "blk.9.ffn_up.weight", "blk.10.attn_q.weight"};
+  const std::vector<std::string> want = {
+      "output.weight",       "output_norm.weight",  "rope_freqs.weight",
+      "token_embd.weight",   "blk.0.x.weight",      "blk.2.a.weight",
+      "blk.9.attn_q.weight", "blk.9.ffn_up.weight", "blk.10.attn_q.weight"};
   EXPECT_EQ(got, want);
   EXPECT_EQ(tensor_layer("blk.12.attn_q.weight"), 12);
   EXPECT_EQ(tensor_layer("blk.x.attn_q.weight"), std::nullopt);
@@ -188,12 +193,14 @@ TEST(RecipeMixture, Llama3_8B_Q4_K_M_WorkedExample) {
   EXPECT_EQ(m.n_gqa(), 4u);
   EXPECT_EQ(m.n_attention_wv, 32);
   const auto p = plan(m, F::Q4_K_M, tensors);
-  const std::set<int> more = {0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31};  // use_more_bits(i, 32)
+  const std::set<int> more = {0,  1,  2,  3,  6,  9,  12, 15,
+                              18, 21, 24, 27, 28, 29, 30, 31};  // use_more_bits(i, 32)
   for (int i = 0; i < 32; ++i) {
     const GgmlType bumped = more.count(i) ? T::Q6_K : T::Q4_K;
     EXPECT_EQ(p.at(blk(i, "attn_v.weight")).type, bumped) << i;
     EXPECT_EQ(p.at(blk(i, "ffn_down.weight")).type, bumped) << i;
-    for (const char* w : {"attn_q.weight", "attn_k.weight", "attn_output.weight", "ffn_gate.weight", "ffn_up.weight"}) {
+    for (const char* w : {"attn_q.weight", "attn_k.weight", "attn_output.weight", "ffn_gate.weight",
+                          "ffn_up.weight"}) {
       EXPECT_EQ(p.at(blk(i, w)).type, T::Q4_K) << i << " " << w;
     }
     EXPECT_EQ(p.at(blk(i, "attn_norm.weight")).type, T::F32);
@@ -201,7 +208,7 @@ TEST(RecipeMixture, Llama3_8B_Q4_K_M_WorkedExample) {
   }
   EXPECT_EQ(p.at("output.weight").type, T::Q6_K);
   EXPECT_EQ(p.at("token_embd.weight").type, T::Q4_K);  // untied
-  EXPECT_EQ(data_bytes(tensors, p), 4912898048ull);      // "4.58G" in llama-quantize's help
+  EXPECT_EQ(data_bytes(tensors, p), 4912898048ull);    // "4.58G" in llama-quantize's help
   EXPECT_EQ(data_bytes(tensors, plan(m, F::Q8_0, tensors)), 8532934656ull);
 }
 
@@ -209,24 +216,34 @@ TEST(RecipeMixture, TiedEmbeddingGetsTheOutputType) {
   const auto tensors = llama_tensors(4, 256, 512, 1024, 256, /*tied=*/true);
   const RecipeModel m = model_of("llama", 4, 4, 4, 0, tensors);
   EXPECT_FALSE(m.has_output);
-  for (F f : {F::Q4_0, F::Q4_1, F::Q5_0, F::Q5_1, F::Q2_K, F::Q3_K_M, F::Q4_K_S, F::Q4_K_M, F::Q5_K_M,
-              F::Q6_K, F::IQ4_NL, F::IQ4_XS}) {
+  for (F f : {F::Q4_0, F::Q4_1, F::Q5_0, F::Q5_1, F::Q2_K, F::Q3_K_M, F::Q4_K_S, F::Q4_K_M,
+              F::Q5_K_M, F::Q6_K, F::IQ4_NL, F::IQ4_XS}) {
     EXPECT_EQ(plan(m, f, tensors).at("token_embd.weight").type, T::Q6_K) << ftype_info(f).cli_name;
   }
   EXPECT_EQ(plan(m, F::Q8_0, tensors).at("token_embd.weight").type, T::Q8_0);
   // Rows that do not fit the default type's block: Q8_0 (output rule, before the §4.6 fallback).
-  const std::vector<Tensor> odd = {{"token_embd.weight", {96, 512}}, {"blk.0.attn_v.weight", {256, 256}}};
-  EXPECT_EQ(plan(model_of("llama", 1, 1, 1, 0, odd), F::Q4_K_M, odd).at("token_embd.weight").type, T::Q8_0);
+  const std::vector<Tensor> odd = {{"token_embd.weight", {96, 512}},
+                                   {"blk.0.attn_v.weight", {256, 256}}};
+  EXPECT_EQ(plan(model_of("llama", 1, 1, 1, 0, odd), F::Q4_K_M, odd).at("token_embd.weight").type,
+            T::Q8_0);
   // Gemma 4's per-layer embedding is a token embedding too: tied -> the output type.
-  const std::vector<Tensor> ple = {{"token_embd.weight", {256, 512}}, {"per_layer_token_embd.weight", {8960, 512}}};
-  EXPECT_EQ(plan(model_of("gemma4", 35, 8, 1, 0, ple), F::Q4_K_M, ple).at("per_layer_token_embd.weight").type, T::Q6_K);
+  const std::vector<Tensor> ple = {{"token_embd.weight", {256, 512}},
+                                   {"per_layer_token_embd.weight", {8960, 512}}};
+  EXPECT_EQ(plan(model_of("gemma4", 35, 8, 1, 0, ple), F::Q4_K_M, ple)
+                .at("per_layer_token_embd.weight")
+                .type,
+            T::Q6_K);
 }
 
 TEST(RecipeMixture, UniformFtypes) {
   const auto tensors = llama_tensors(8, 256, 512, 1024, 256, /*tied=*/false);
   const RecipeModel m = model_of("llama", 8, 4, 4, 0, tensors);
-  for (auto [f, t] : std::vector<std::pair<F, T>>{{F::Q8_0, T::Q8_0}, {F::Q6_K, T::Q6_K}, {F::Q5_K_S, T::Q5_K},
-                                                  {F::Q4_1, T::Q4_1}, {F::Q5_1, T::Q5_1}, {F::Q3_K_S, T::Q3_K}}) {
+  for (auto [f, t] : std::vector<std::pair<F, T>>{{F::Q8_0, T::Q8_0},
+                                                  {F::Q6_K, T::Q6_K},
+                                                  {F::Q5_K_S, T::Q5_K},
+                                                  {F::Q4_1, T::Q4_1},
+                                                  {F::Q5_1, T::Q5_1},
+                                                  {F::Q3_K_S, T::Q3_K}}) {
     const auto p = plan(m, f, tensors);
     for (const auto& tn : tensors) {
       if (!p.at(tn.name).allowed) continue;
@@ -236,8 +253,10 @@ TEST(RecipeMixture, UniformFtypes) {
     }
   }
   // Element ftypes: every quantizable tensor gets T0; nothing else changes.
-  for (auto [f, t] : std::vector<std::pair<F, T>>{{F::MOSTLY_F16, T::F16}, {F::MOSTLY_BF16, T::BF16},
-                                                  {F::ALL_F32, T::F32}, {F::NIBBLE_SFP8, T::SFP8}}) {
+  for (auto [f, t] : std::vector<std::pair<F, T>>{{F::MOSTLY_F16, T::F16},
+                                                  {F::MOSTLY_BF16, T::BF16},
+                                                  {F::ALL_F32, T::F32},
+                                                  {F::NIBBLE_SFP8, T::SFP8}}) {
     const auto p = plan(m, f, tensors);
     EXPECT_EQ(p.at("output.weight").type, t);
     EXPECT_EQ(p.at("blk.3.attn_v.weight").type, t);
@@ -344,10 +363,12 @@ TEST(RecipeMixture, EightExpertMoE) {
   EXPECT_EQ(plan(moe4, F::Q4_0, tensors).at(blk(3, "attn_k.weight")).type, T::Q4_0);
   // A MoE FFN tensor without a blk.N. prefix cannot be placed.
   RecipeState st;
-  auto r = choose_tensor_type(moe, F::Q4_K_M, {}, st, "ffn_down_exps.weight", {256, 256, 8}, T::F16);
+  auto r =
+      choose_tensor_type(moe, F::Q4_K_M, {}, st, "ffn_down_exps.weight", {256, 256, 8}, T::F16);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("layer"), std::string::npos);
-  auto r2 = choose_tensor_type(moe, F::Q4_K_M, {}, st, "blk.9.ffn_up_exps.weight", {256, 256, 8}, T::F16);
+  auto r2 =
+      choose_tensor_type(moe, F::Q4_K_M, {}, st, "blk.9.ffn_up_exps.weight", {256, 256, 8}, T::F16);
   ASSERT_FALSE(r2.ok());
   EXPECT_NE(r2.error().message.find("bad layer 9"), std::string::npos);
 }
@@ -357,8 +378,8 @@ TEST(RecipeMixture, FalconAndLlama70B) {
   const RecipeModel falcon = model_of("falcon", 32, 8, 8, 0, tensors);
   const auto p = plan(falcon, F::Q4_K_M, tensors);
   EXPECT_EQ(p.at("output.weight").type, T::Q8_0);
-  EXPECT_EQ(p.at(blk(0, "ffn_down.weight")).type, T::Q6_K);   // i < n/16
-  EXPECT_EQ(p.at(blk(3, "ffn_down.weight")).type, T::Q5_K);   // use_more_bits
+  EXPECT_EQ(p.at(blk(0, "ffn_down.weight")).type, T::Q6_K);  // i < n/16
+  EXPECT_EQ(p.at(blk(3, "ffn_down.weight")).type, T::Q5_K);  // use_more_bits
   EXPECT_EQ(p.at(blk(4, "ffn_down.weight")).type, T::Q4_K);
   EXPECT_EQ(plan(falcon, F::Q3_K_L, tensors).at(blk(4, "attn_output.weight")).type, T::Q4_K);
   EXPECT_EQ(plan(falcon, F::Q3_K_M, tensors).at(blk(4, "ffn_down.weight")).type, T::Q3_K);
@@ -368,8 +389,9 @@ TEST(RecipeMixture, FalconAndLlama70B) {
   ASSERT_TRUE(l70.is_llama_70b());
   EXPECT_EQ(plan(l70, F::Q4_K_M, big).at(blk(11, "attn_v.weight")).type, T::Q5_K);  // Q4_K bumped
   EXPECT_EQ(plan(l70, F::Q4_K_M, big).at(blk(4, "attn_v.weight")).type, T::Q6_K);   // use_more_bits
-  EXPECT_EQ(plan(l70, F::Q3_K_S, big).at(blk(4, "attn_v.weight")).type, T::Q5_K);  // Q3_K bumped
-  EXPECT_EQ(plan(l70, F::Q5_K_M, big).at(blk(11, "attn_v.weight")).type, T::Q5_K);  // not Q3_K/Q4_K: unchanged
+  EXPECT_EQ(plan(l70, F::Q3_K_S, big).at(blk(4, "attn_v.weight")).type, T::Q5_K);   // Q3_K bumped
+  EXPECT_EQ(plan(l70, F::Q5_K_M, big).at(blk(11, "attn_v.weight")).type,
+            T::Q5_K);  // not Q3_K/Q4_K: unchanged
 }
 
 // ---- options ---------------------------------------------------------------------------------
@@ -394,7 +416,9 @@ TEST(RecipeOptions, OverridesPureAndExplicitTypes) {
   pure.pure = true;
   p = plan(m, F::Q4_K_M, tensors, pure);
   for (const auto& t : tensors) {
-    if (p.at(t.name).allowed) EXPECT_EQ(p.at(t.name).type, T::Q4_K) << t.name;  // output too
+    if (p.at(t.name).allowed) {
+      EXPECT_EQ(p.at(t.name).type, T::Q4_K) << t.name;  // output too
+    }
   }
 
   RecipeOptions ex;
@@ -407,7 +431,10 @@ TEST(RecipeOptions, OverridesPureAndExplicitTypes) {
   const auto tied = llama_tensors(2, 256, 512, 1024, 256, true);
   RecipeOptions only_out;
   only_out.output_type = T::Q5_K;
-  EXPECT_EQ(plan(model_of("llama", 2, 4, 4, 0, tied), F::Q4_0, tied, only_out).at("token_embd.weight").type, T::Q5_K);
+  EXPECT_EQ(plan(model_of("llama", 2, 4, 4, 0, tied), F::Q4_0, tied, only_out)
+                .at("token_embd.weight")
+                .type,
+            T::Q5_K);
   // An explicit type that cannot hold the rows is an error, not a broken file.
   RecipeState st;
   RecipeOptions bad;
@@ -438,19 +465,20 @@ TEST(RecipeOptions, OverrideDoesNotAdvanceCounters) {
 // ---- §4.6 shape fallback ---------------------------------------------------------------------
 
 TEST(RecipeFallback, RowLengthsThatDoNotFit) {
-  const std::vector<Tensor> tensors = {{"output.weight", {64, 512}},         {"blk.0.attn_q.weight", {64, 64}},
-                                       {"blk.0.attn_v.weight", {64, 32}},    {"blk.0.ffn_down.weight", {96, 64}},
-                                       {"blk.0.proj.weight", {16, 64}},      {"blk.0.ffn_up.weight", {64, 96}}};
+  const std::vector<Tensor> tensors = {
+      {"output.weight", {64, 512}},      {"blk.0.attn_q.weight", {64, 64}},
+      {"blk.0.attn_v.weight", {64, 32}}, {"blk.0.ffn_down.weight", {96, 64}},
+      {"blk.0.proj.weight", {16, 64}},   {"blk.0.ffn_up.weight", {64, 96}}};
   const RecipeModel m = model_of("gemma4", 1, 4, 2, 0, tensors);
   auto type_of = [&](F f, const char* n) { return plan(m, f, tensors).at(n).type; };
-  EXPECT_EQ(type_of(F::Q4_K_M, "blk.0.attn_q.weight"), T::Q5_0);   // Q4_K -> Q5_0
-  EXPECT_EQ(type_of(F::Q5_K_S, "blk.0.attn_q.weight"), T::Q5_1);   // Q5_K -> Q5_1
-  EXPECT_EQ(type_of(F::Q6_K, "blk.0.attn_q.weight"), T::Q8_0);     // Q6_K -> Q8_0
-  EXPECT_EQ(type_of(F::Q2_K, "blk.0.ffn_up.weight"), T::Q4_0);     // Q2_K -> Q4_0
-  EXPECT_EQ(type_of(F::Q3_K_S, "blk.0.ffn_up.weight"), T::Q4_0);   // Q3_K -> Q4_0
-  EXPECT_EQ(type_of(F::IQ4_XS, "blk.0.ffn_up.weight"), T::IQ4_NL); // IQ4_XS -> IQ4_NL
-  EXPECT_EQ(type_of(F::Q4_K_M, "blk.0.proj.weight"), T::F16);      // Q5_0 does not fit 16 either
-  EXPECT_EQ(type_of(F::Q4_K_M, "output.weight"), T::Q8_0);         // output rule: 64 % 256
+  EXPECT_EQ(type_of(F::Q4_K_M, "blk.0.attn_q.weight"), T::Q5_0);    // Q4_K -> Q5_0
+  EXPECT_EQ(type_of(F::Q5_K_S, "blk.0.attn_q.weight"), T::Q5_1);    // Q5_K -> Q5_1
+  EXPECT_EQ(type_of(F::Q6_K, "blk.0.attn_q.weight"), T::Q8_0);      // Q6_K -> Q8_0
+  EXPECT_EQ(type_of(F::Q2_K, "blk.0.ffn_up.weight"), T::Q4_0);      // Q2_K -> Q4_0
+  EXPECT_EQ(type_of(F::Q3_K_S, "blk.0.ffn_up.weight"), T::Q4_0);    // Q3_K -> Q4_0
+  EXPECT_EQ(type_of(F::IQ4_XS, "blk.0.ffn_up.weight"), T::IQ4_NL);  // IQ4_XS -> IQ4_NL
+  EXPECT_EQ(type_of(F::Q4_K_M, "blk.0.proj.weight"), T::F16);       // Q5_0 does not fit 16 either
+  EXPECT_EQ(type_of(F::Q4_K_M, "output.weight"), T::Q8_0);          // output rule: 64 % 256
   EXPECT_EQ(type_of(F::Q4_K_M, "blk.0.attn_v.weight"), T::Q8_0);    // use_more_bits: Q6_K -> Q8_0
   // Q4_0 has no llama.cpp fallback (llama-quantize aborts); nibble writes F16 and flags it.
   const auto p = plan(m, F::Q4_0, tensors);
@@ -461,7 +489,8 @@ TEST(RecipeFallback, RowLengthsThatDoNotFit) {
   EXPECT_TRUE(plan(m, F::Q4_K_M, tensors).at("blk.0.attn_q.weight").fallback);
   // The fallback counter: every fallback, deviations included.
   RecipeState st;
-  for (const auto& t : tensors) (void)choose_tensor_type(m, F::Q4_K_M, {}, st, t.name, t.shape, T::F32);
+  for (const auto& t : tensors)
+    (void)choose_tensor_type(m, F::Q4_K_M, {}, st, t.name, t.shape, T::F32);
   EXPECT_EQ(st.n_fallback, 5);  // output's Q8_0 comes from the output rule, not a fallback
 }
 

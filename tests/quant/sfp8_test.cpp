@@ -1,6 +1,8 @@
 // SFP8 (nibble extension, spec §7.1): the value codec against gemma.cpp's known values
 // (compression/sfp_test.cc: decode formula, every code round-trips, golden inputs, the all-bf16
 // statistics), the type-table row, and the GGUF reader accepting id 1000 but no other unknown id.
+#include "quant/sfp8.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,7 +13,6 @@
 #include "gguf/gguf_file.h"
 #include "gguf/gguf_writer.h"
 #include "quant/quant.h"
-#include "quant/sfp8.h"
 #include "util/fp16.h"
 
 namespace nibble {
@@ -67,24 +68,35 @@ TEST(Sfp8, GoldenValuesFromGemmaCpp) {
   };
   const Golden golden[] = {
       // all mantissa bits set, all discarded zero (no rounding)
-      {0.46875f, 0.46875f}, {0.9375f, 0.9375f},
+      {0.46875f, 0.46875f},
+      {0.9375f, 0.9375f},
       // all mantissa bits set, one below it set (round up to a power of two)
-      {0.484375f, 0.5f}, {0.96875f, 1.0f},
+      {0.484375f, 0.5f},
+      {0.96875f, 1.0f},
       // lowest mantissa bit set, all discarded zero
-      {0.28125f, 0.28125f}, {0.5625f, 0.5625f},
+      {0.28125f, 0.28125f},
+      {0.5625f, 0.5625f},
       // lowest mantissa bit set, one below it set (round up to even)
-      {0.296875f, 0.3125f}, {0.59375f, 0.625f},
+      {0.296875f, 0.3125f},
+      {0.59375f, 0.625f},
       // all mantissa zero, all discarded set (round up)
-      {0.279296875f, 0.28125f}, {0.55859375f, 0.5625f},
+      {0.279296875f, 0.28125f},
+      {0.55859375f, 0.5625f},
       // all mantissa zero, one below it set (round DOWN to a power of two)
-      {0.265625f, 0.25f}, {0.53125f, 0.5f},
+      {0.265625f, 0.25f},
+      {0.53125f, 0.5f},
       // at the switch point: 1.max * 2^-8 rounds up to 1.0 * 2^-7
-      {0.0068359375f, 0.0068359375f}, {0.00732421875f, 0.0078125f}, {0.007568359375f, 0.0078125f},
-      {1.0f, 1.0f}, {1.0625f, 1.0f},
+      {0.0068359375f, 0.0068359375f},
+      {0.00732421875f, 0.0078125f},
+      {0.007568359375f, 0.0078125f},
+      {1.0f, 1.0f},
+      {1.0625f, 1.0f},
       // smallest exponents, no subnormals
-      {2.384185791015625E-7f, 2.384185791015625E-7f}, {1.49011611938E-07f, 1.49011611938E-07f},
+      {2.384185791015625E-7f, 2.384185791015625E-7f},
+      {1.49011611938E-07f, 1.49011611938E-07f},
       {1.19209289551E-07f, 1.49011611938E-07f},  // 1.00p-23 -> 1.01p-23 (code 0 is zero)
-      {5.96046447754E-08f, 0.0f}, {8.94069671631E-08f, 0.0f},
+      {5.96046447754E-08f, 0.0f},
+      {8.94069671631E-08f, 0.0f},
       {1.11758708954E-07f, 1.49011611938E-07f},  // 1.111p-24 -> 1.01p-23
       {0.013841f, 0.013671875f},                 // 1100_010 * 2^-7 rounds down to 110
   };
@@ -94,7 +106,9 @@ TEST(Sfp8, GoldenValuesFromGemmaCpp) {
       const uint8_t code = sfp8_from_f32(in);
       const float got = sfp8_to_f32(code);
       EXPECT_EQ(got, want) << "in " << in << " code " << int(code);
-      if (want == 0.0f) EXPECT_EQ(code, 0) << "sign of zero dropped: " << in;
+      if (want == 0.0f) {
+        EXPECT_EQ(code, 0) << "sign of zero dropped: " << in;
+      }
     }
   }
 }
@@ -189,7 +203,8 @@ TEST(Sfp8, GgufReaderAcceptsTheExtensionIdOnly) {
     std::memcpy(b.data() + pos, &bad, 4);
     auto g = GgufFile::parse(b.data(), b.size(), "bad.gguf");
     ASSERT_FALSE(g.ok()) << bad;
-    EXPECT_NE(g.error().message.find("unknown or removed type id " + std::to_string(bad)), std::string::npos)
+    EXPECT_NE(g.error().message.find("unknown or removed type id " + std::to_string(bad)),
+              std::string::npos)
         << g.error().message;
   }
 }

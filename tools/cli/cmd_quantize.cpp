@@ -65,10 +65,11 @@ int run(const Args& a) {
     o.recipe.tensor_types.push_back(std::move(r.value()));
   }
   if (sfp8) {
-    std::fprintf(stderr,
-                 "quantize: warning: SFP8 is a nibble extension (GGUF tensor type %u): llama.cpp and "
-                 "Ollama cannot read SFP8 files\n",
-                 kNibbleSfp8TypeId);
+    std::fprintf(
+        stderr,
+        "quantize: warning: SFP8 is a nibble extension (GGUF tensor type %u): llama.cpp and "
+        "Ollama cannot read SFP8 files\n",
+        kNibbleSfp8TypeId);
   }
   o.note = [](const std::string& s) { std::fprintf(stderr, "quantize: %s\n", s.c_str()); };
   std::unique_ptr<ProgressBar> pb;
@@ -87,7 +88,8 @@ int run(const Args& a) {
 
 void setup(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand(
-      "quantize", "Quantize a GGUF model with llama-quantize's recipes (Q4_K_M, Q8_0, ...) or SFP8");
+      "quantize",
+      "Quantize a GGUF model with llama-quantize's recipes (Q4_K_M, Q8_0, ...) or SFP8");
   auto a = std::make_shared<Args>();
   cmd->add_option("IN", a->in, "Input GGUF (F32/F16/BF16 or already quantized)")->required();
   cmd->add_option("OUT", a->out, "Output GGUF (written atomically)")->required();
@@ -95,9 +97,11 @@ void setup(CLI::App& app, int& exit_code) {
   cmd->add_option("--imatrix", a->imatrix, "Importance matrix (llama-imatrix GGUF or legacy .dat)");
   cmd->add_option("--output-type", a->output_type, "Type of output.weight (e.g. q8_0, q6_K, f16)");
   cmd->add_option("--embd-type", a->embd_type, "Type of the token embeddings");
-  cmd->add_option("--tensor-type", a->tensor_types,
-                  "REGEX=TYPE: tensors whose name matches REGEX get TYPE (first match wins; repeatable)");
-  cmd->add_flag("--pure", a->pure, "No k-quant mixtures: every quantizable tensor gets the default type");
+  cmd->add_option(
+      "--tensor-type", a->tensor_types,
+      "REGEX=TYPE: tensors whose name matches REGEX get TYPE (first match wins; repeatable)");
+  cmd->add_flag("--pure", a->pure,
+                "No k-quant mixtures: every quantizable tensor gets the default type");
   cmd->add_option("-t,--threads", a->threads, "Threads (default: all)");
   cmd->callback([a, &exit_code] { exit_code = run(*a); });
 }

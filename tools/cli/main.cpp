@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli/command.h"
+#include "util/text.h"
 
 namespace nibble::cli {
 
@@ -31,6 +32,10 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const std::exception& e) {
+    // Errors are values inside nibble; this catches what the standard library may still throw
+    // (std::filesystem on a hostile path, allocation failure) so the process never aborts.
+    return nibble::cli::fail(nibble::printable(e.what(), 300));
   }
   return exit_code;
 }

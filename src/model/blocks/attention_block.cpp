@@ -16,6 +16,7 @@ void attention_block(const AttentionWeights& w, const AttentionParams& p, const 
   const int64_t d = p.head_dim, half = d / 2;
   const int64_t q_size = p.n_head * d, kv_size = p.n_head_kv * d;
   std::vector<float> q(static_cast<size_t>(n_tokens * q_size));  // [n_tokens, n_head, d]
+  observe_input(p.observer, w.q, x, n_tokens);
   matmul(w.q, x, n_tokens, q.data());
   rms_norm_rows(q.data(), w.q_norm, q.data(), n_tokens * p.n_head, d, p.eps);
   for (int64_t t = 0; t < n_tokens; ++t) {
@@ -26,10 +27,12 @@ void attention_block(const AttentionWeights& w, const AttentionParams& p, const 
   if (p.owns_kv) {
     std::vector<float> k(static_cast<size_t>(n_tokens * kv_size));  // [n_tokens, n_head_kv, d]
     std::vector<float> v(static_cast<size_t>(n_tokens * kv_size));  // [n_tokens, n_head_kv, d]
+    observe_input(p.observer, w.k, x, n_tokens);
     matmul(w.k, x, n_tokens, k.data());
     if (w.v.empty()) {
       v = k;  // attention_k_eq_v: V is the raw K projection
     } else {
+      observe_input(p.observer, w.v, x, n_tokens);
       matmul(w.v, x, n_tokens, v.data());
     }
     rms_norm_rows(k.data(), w.k_norm, k.data(), n_tokens * p.n_head_kv, d, p.eps);
@@ -46,6 +49,7 @@ void attention_block(const AttentionWeights& w, const AttentionParams& p, const 
   std::vector<float> o(static_cast<size_t>(n_tokens * q_size));  // [n_tokens, n_head, d]
   attention(kv, q.data(), o.data(), n_tokens, p.n_head, pos0, p.window, p.scale);
   trace(o.data(), n_tokens, q_size, "attn_heads", p.layer);
+  observe_input(p.observer, w.o, o.data(), n_tokens);
   matmul(w.o, o.data(), n_tokens, out);
 }
 

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "model/activation_observer.h"
 #include "ops/kv_view.h"
 #include "ops/weight_matrix.h"
 
@@ -32,6 +33,7 @@ struct AttentionParams {
   const float* rope_cos = nullptr;  // [n_tokens, head_dim/2]
   const float* rope_sin = nullptr;  // [n_tokens, head_dim/2]
   int layer = -1;                   // for trace()
+  ActivationObserver* observer = nullptr;  // sees the q/k/v/o matmul inputs (optional)
 };
 
 // x: [n_tokens, H] (attn_norm output); out: [n_tokens, H] (overwritten).

@@ -31,7 +31,8 @@ void moe_route(const float* router_logits, int64_t n_expert, int64_t k, const fl
 }
 
 void moe_block(const MoeWeights& w, const float* router_in, const float* expert_in,
-               int64_t n_tokens, int64_t n_embd, float eps, float* out) {
+               int64_t n_tokens, int64_t n_embd, float eps, float* out,
+               ActivationObserver* obs) {
   const int64_t n_exp = w.n_expert, k = w.n_expert_used, n_ff = w.n_ff_exp;
   // Router: rho = RMSNorm_1(r) * router_scale * H^-1/2; logits = W_router rho.
   std::vector<float> rho(static_cast<size_t>(n_tokens * n_embd));  // [n_tokens, H]
@@ -42,6 +43,7 @@ void moe_block(const MoeWeights& w, const float* router_in, const float* expert_
     for (int64_t i = 0; i < n_embd; ++i) r[i] = r[i] * w.router_scale[i] * inv_sqrt_h;
   }
   std::vector<float> logits(static_cast<size_t>(n_tokens * n_exp));  // [n_tokens, E]
+  observe_input(obs, w.router, rho.data(), n_tokens);
   matmul(w.router, rho.data(), n_tokens, logits.data());
 
   std::vector<int32_t> ids(static_cast<size_t>(n_tokens * k));
@@ -73,15 +75,15 @@ void moe_block(const MoeWeights& w, const float* router_in, const float* expert_
       std::copy_n(expert_in + toks[j] * n_embd, n_embd, xe.data() + j * n_embd);
     }
     WeightMatrix gate, up;
-    if (!w.gate_up.empty()) {
-      gate = w.gate_up.rows(e * 2 * n_ff, n_ff);
-      up = w.gate_up.rows(e * 2 * n_ff + n_ff, n_ff);
+    if (!w.gate_up.empty()) {  // expert e's rows: [gate (n_ff) | up (n_ff)]
+      gate = w.gate_up.rows(e * 2 * n_ff, n_ff).of_expert(e);
+      up = w.gate_up.rows(e * 2 * n_ff + n_ff, n_ff).of_expert(e);
     } else {
-      gate = w.gate.rows(e * n_ff, n_ff);
-      up = w.up.rows(e * n_ff, n_ff);
+      gate = w.gate.rows(e * n_ff, n_ff).of_expert(e);
+      up = w.up.rows(e * n_ff, n_ff).of_expert(e);
     }
-    const WeightMatrix down = w.down.rows(e * n_embd, n_embd);
-    geglu_mlp(gate, up, down, xe.data(), n, ye.data());
+    const WeightMatrix down = w.down.rows(e * n_embd, n_embd).of_expert(e);
+    geglu_mlp(gate, up, down, xe.data(), n, ye.data(), obs);
     for (int64_t j = 0; j < n; ++j) {
       float* o = out + toks[j] * n_embd;
       const float* y = ye.data() + j * n_embd;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "model/activation_observer.h"
 #include "ops/weight_matrix.h"
 
 namespace nibble {
@@ -29,8 +30,10 @@ void moe_route(const float* router_logits, int64_t n_expert, int64_t k, const fl
                int32_t* ids, float* weights);
 
 // router_in: [n_tokens, H] (the residual stream after attention); expert_in: [n_tokens, H]
-// (its pre_ffw_norm_2 norm); out: [n_tokens, H] (overwritten).
+// (its pre_ffw_norm_2 norm); out: [n_tokens, H] (overwritten). `obs` (optional) sees the router
+// input and, per expert, the inputs of its slices (only the tokens routed to it).
 void moe_block(const MoeWeights& w, const float* router_in, const float* expert_in,
-               int64_t n_tokens, int64_t n_embd, float eps, float* out);
+               int64_t n_tokens, int64_t n_embd, float eps, float* out,
+               ActivationObserver* obs = nullptr);
 
 }  // namespace nibble

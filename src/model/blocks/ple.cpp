@@ -12,9 +12,10 @@ namespace nibble {
 
 void per_layer_inputs(const PleGlobalWeights& w, const int32_t* tokens, const float* emb,
                       int64_t n_tokens, int64_t n_embd, int64_t n_layer, int64_t n_per_layer,
-                      float eps, float* u) {
+                      float eps, float* u, ActivationObserver* obs) {
   const int64_t n_all = n_layer * n_per_layer;
   // Context part b = (W_plm · e) * H^-1/2, then RMSNorm per layer slice.
+  observe_input(obs, w.model_proj, emb, n_tokens);
   matmul(w.model_proj, emb, n_tokens, u);  // [n_tokens, L*P]
   const float proj_scale = 1.0f / std::sqrt(static_cast<float>(n_embd));
   for (int64_t i = 0; i < n_tokens * n_all; ++i) u[i] *= proj_scale;
@@ -31,15 +32,18 @@ void per_layer_inputs(const PleGlobalWeights& w, const int32_t* tokens, const fl
 }
 
 void ple_inject(const PleLayerWeights& w, const float* u, int64_t layer, int64_t n_layer,
-                int64_t n_per_layer, int64_t n_tokens, int64_t n_embd, float eps, float* h) {
+                int64_t n_per_layer, int64_t n_tokens, int64_t n_embd, float eps, float* h,
+                ActivationObserver* obs) {
   std::vector<float> z(static_cast<size_t>(n_tokens * n_per_layer));  // [n_tokens, P]
   std::vector<float> y(static_cast<size_t>(n_tokens * n_embd));       // [n_tokens, H]
+  observe_input(obs, w.inp_gate, h, n_tokens);
   matmul(w.inp_gate, h, n_tokens, z.data());
   for (int64_t t = 0; t < n_tokens; ++t) {
     const float* ul = u + (t * n_layer + layer) * n_per_layer;
     float* zt = z.data() + t * n_per_layer;
     for (int64_t i = 0; i < n_per_layer; ++i) zt[i] = gelu(zt[i]) * ul[i];
   }
+  observe_input(obs, w.proj, z.data(), n_tokens);
   matmul(w.proj, z.data(), n_tokens, y.data());
   rms_norm_rows(y.data(), w.post_norm, y.data(), n_tokens, n_embd, eps);
   for (int64_t i = 0; i < n_tokens * n_embd; ++i) h[i] += y[i];

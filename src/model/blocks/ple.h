@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "model/activation_observer.h"
 #include "ops/weight_matrix.h"
 
 namespace nibble {
@@ -25,10 +26,11 @@ struct PleLayerWeights {
 // tokens [n_tokens]; emb: scaled embeddings [n_tokens, H]; u: [n_tokens, L, P] (overwritten).
 void per_layer_inputs(const PleGlobalWeights& w, const int32_t* tokens, const float* emb,
                       int64_t n_tokens, int64_t n_embd, int64_t n_layer, int64_t n_per_layer,
-                      float eps, float* u);
+                      float eps, float* u, ActivationObserver* obs = nullptr);
 
 // h [n_tokens, H] += RMSNorm_post(W_proj · (GELU(W_inp_gate · h) ⊙ u[:, layer, :])).
 void ple_inject(const PleLayerWeights& w, const float* u, int64_t layer, int64_t n_layer,
-                int64_t n_per_layer, int64_t n_tokens, int64_t n_embd, float eps, float* h);
+                int64_t n_per_layer, int64_t n_tokens, int64_t n_embd, float eps, float* h,
+                ActivationObserver* obs = nullptr);
 
 }  // namespace nibble

@@ -1,6 +1,7 @@
 // SFP8 row codecs (nibble extension, spec §7.1): one byte per element, element order.
-#include "quant/reference/codecs.h"
 #include "quant/sfp8.h"
+
+#include "quant/reference/codecs.h"
 
 namespace nibble::qref {
 
