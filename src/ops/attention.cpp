@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "ops/dot.h"
-#include "ops/thread_pool.h"
+#include "util/thread_pool.h"
 
 namespace nibble {
 

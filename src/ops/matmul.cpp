@@ -8,7 +8,7 @@
 
 #include "ops/dequant_fast.h"
 #include "ops/dot.h"
-#include "ops/thread_pool.h"
+#include "util/thread_pool.h"
 
 namespace nibble {
 

@@ -215,8 +215,8 @@ const RefFixture& ref_fixture() {
     save_reference(r.model, r.text, "32", r.ref, std::to_string(r.top_k));
     r.bytes = test::read_bytes(r.ref);
     uint32_t name_len = 0;
-    std::memcpy(&name_len, r.bytes.data() + 60, 4);
-    r.header = 64 + name_len;
+    std::memcpy(&name_len, r.bytes.data() + 56, 4);
+    r.header = 60 + name_len;
     return r;
   }();
   return f;
@@ -302,7 +302,7 @@ TEST(KldReference, DamagedFilesAreOneLineErrors) {
   cases.push_back({"ctx 1", patched<int64_t>(24, 1), {"ctx 1"}});
   cases.push_back({"chunks mismatch", patched<int64_t>(32, 999), {"chunks"}});
   cases.push_back({"tokens huge", patched<int64_t>(40, int64_t{1} << 62), {"tokens"}});
-  cases.push_back({"name length huge", patched<uint32_t>(60, 0xFFFFFF00u), {"model name"}});
+  cases.push_back({"name length huge", patched<uint32_t>(56, 0xFFFFFF00u), {"model name"}});
   {
     auto b = f.bytes;
     b.pop_back();
@@ -313,7 +313,13 @@ TEST(KldReference, DamagedFilesAreOneLineErrors) {
   }
   cases.push_back({"token out of range", patched<int32_t>(rec0, 512), {"record 0", "token 512"}});
   cases.push_back({"token negative", patched<int32_t>(last, -1), {"token -1"}});
-  cases.push_back({"wrong token", patched<int32_t>(rec0, 7), {"position 0", "scores token 7"}});
+  {
+    int32_t token = 0;
+    std::memcpy(&token, f.bytes.data() + rec0, 4);
+    const int32_t other = (token + 1) % 512;
+    cases.push_back({"wrong token", patched<int32_t>(rec0, other),
+                     {"position 0", "scores token " + std::to_string(other)}});
+  }
   cases.push_back({"lse NaN", patched<double>(rec0 + 4, std::nan("")), {"record 0", "finite"}});
   cases.push_back({"lse too small", patched<double>(rec0 + 4, -100.0), {"record 0", "sum to"}});
   cases.push_back({"nll negative", patched<double>(rec0 + 12, -1.0), {"record 0", "NLL"}});

@@ -1,5 +1,5 @@
 // A small blocking thread pool with dynamic task distribution.
-#include "ops/thread_pool.h"
+#include "util/thread_pool.h"
 
 #include <atomic>
 #include <condition_variable>
