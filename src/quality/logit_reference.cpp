@@ -319,7 +319,7 @@ KldPoint KldCalculator::compare(const LogitRefRecord& ref, const float* logits) 
   if (p_rest > 0.0) {
     kld += p_rest * (std::log(p_rest) - std::log(std::max(q_rest, 1e-300)));
   }
-  return {kld, best == ref.ids[0]};
+  return {kld, best == ref.ids[0], p_top};
 }
 
 double quantile(std::vector<double>& values, double q) {

@@ -179,8 +179,8 @@ TEST(Imatrix, RandMoeFileIsLlamaCppFormat) {
   ASSERT_TRUE(ds.ok()) << ds.error().message;
   ASSERT_EQ((*ds)->strings().size(), 1u);
   EXPECT_EQ((*ds)->strings()[0], text);
-  EXPECT_EQ(*md.get_u32("imatrix.chunk_count"), chunks);
-  EXPECT_EQ(*md.get_u32("imatrix.chunk_size"), ctx);
+  EXPECT_EQ(md.get_u32("imatrix.chunk_count").value(), chunks);
+  EXPECT_EQ(md.get_u32("imatrix.chunk_size").value(), ctx);
 
   auto m = load_model(model);
   ASSERT_TRUE(m.ok());
@@ -267,7 +267,7 @@ TEST(Imatrix, RandEWholeTextAndErrors) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto im = GgufFile::open(out);
   ASSERT_TRUE(im.ok()) << im.error().message;
-  EXPECT_EQ(*(*im)->metadata().get_u32("imatrix.chunk_count"), chunks);
+  EXPECT_EQ((*im)->metadata().get_u32("imatrix.chunk_count").value(), chunks);
   const GgufTensorInfo* c = (*im)->find_tensor("blk.3.ffn_down.weight.counts");
   ASSERT_NE(c, nullptr);
   EXPECT_EQ(reinterpret_cast<const float*>(c->data)[0], static_cast<float>(chunks * ctx));

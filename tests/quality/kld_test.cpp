@@ -1,8 +1,9 @@
 // `nibble perplexity --save-reference / --reference`: the physics (a model against its own
 // reference: KLD 0, top-1 100%; against a quantization: KLD > 0, and q4_0 worse than q8_0 on the
 // trained tiny-e), the top-k + rest approximation against the exact full-vocabulary KL
-// divergence computed here from `nibble logits` (a lower bound, close; exact when k = n_vocab),
+// divergence computed here from `nibble logits` (a lower bound; exact when k = n_vocab),
 // and the reference file's validation (mismatched text / ctx / vocabulary, damaged files).
+// The approximation's bound is stated at TinyETopKApproximationVersusExact.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -98,15 +99,20 @@ TEST(Kld, TinyEQ4WorseThanQ8) {
 }
 
 // Exact KL(P || Q) over the whole vocabulary at each position, from `nibble logits` of both
-// models on the chunks perplexity evaluates; compared with the approximation.
+// models on the chunks perplexity evaluates, beside the top-k + rest approximation for each k.
 struct ExactComparison {
-  double exact_mean = 0.0, approx_mean = 0.0, max_gap = 0.0, worst_violation = 0.0;
+  double exact_mean = 0.0;
+  std::vector<double> approx_mean;       // per k
+  std::vector<double> worst_violation;   // per k: max over positions of approx - exact
   int64_t n = 0;
 };
 
 ExactComparison exact_vs_approx(const std::string& ref_model, const std::string& q_model,
-                                const std::string& text_path, int64_t ctx, uint32_t top_k) {
+                                const std::string& text_path, int64_t ctx,
+                                const std::vector<uint32_t>& top_ks) {
   ExactComparison out;
+  out.approx_mean.assign(top_ks.size(), 0.0);
+  out.worst_violation.assign(top_ks.size(), -1e300);
   auto m = load_model(ref_model);
   EXPECT_TRUE(m.ok());
   if (!m.ok()) return out;
@@ -141,42 +147,50 @@ ExactComparison exact_vs_approx(const std::string& ref_model, const std::string&
         const double a = p[v] - lp, b = q[v] - lq;
         exact += std::exp(a) * (a - b);
       }
-      make_logit_record(p, n_vocab, top_k, ids[c * chunk + i], rec, scratch);
-      const double approx = calc.compare(rec, q).kld;
       out.exact_mean += exact;
-      out.approx_mean += approx;
-      out.max_gap = std::max(out.max_gap, exact - approx);
-      out.worst_violation = std::max(out.worst_violation, approx - exact);
+      for (size_t k = 0; k < top_ks.size(); ++k) {
+        make_logit_record(p, n_vocab, top_ks[k], ids[c * chunk + i], rec, scratch);
+        const double approx = calc.compare(rec, q).kld;
+        out.approx_mean[k] += approx;
+        out.worst_violation[k] = std::max(out.worst_violation[k], approx - exact);
+      }
       ++out.n;
     }
   }
   out.exact_mean /= static_cast<double>(out.n);
-  out.approx_mean /= static_cast<double>(out.n);
+  for (double& a : out.approx_mean) a /= static_cast<double>(out.n);
   return out;
 }
 
-// k = 32 of 8192: a lower bound at every position, and within 2% of the exact mean KLD (it
-// measured 0.3%); the CLI's number is the same computation.
+// tiny-e (vocabulary 8192, high entropy) is the hard case for the approximation. Stated bound,
+// from these measurements (381 positions of valid.txt, q4_0 vs f32): at every position
+// approx <= exact; approx >= 60% of the exact mean at k = 32 (measured 67%) and >= 80% at
+// k = 256 (measured 87%); a larger k never gives less. The CLI computes the same number.
 TEST(Kld, TinyETopKApproximationVersusExact) {
   NIBBLE_REQUIRE_SHARED();
-  const std::string text = test::write_valid_prefix(2200);  // 2 chunks of 127 tokens
+  const std::string text = test::write_valid_prefix(2200);  // 3 chunks of 127 tokens
   const std::string f32 = test::converted_model("tiny-e", "f32");
   const std::string q4 = test::converted_model("tiny-e", "q4_0");
-  const ExactComparison c = exact_vs_approx(f32, q4, text, 128, 32);
+  const ExactComparison c = exact_vs_approx(f32, q4, text, 128, {32, 256});
   ASSERT_GE(c.n, 127);
-  std::printf("[kld] tiny-e q4_0, %lld positions: exact %.7f, top-32 + rest %.7f (%.3f%% low), "
-              "largest per-position gap %.3g\n",
-              static_cast<long long>(c.n), c.exact_mean, c.approx_mean,
-              100.0 * (1.0 - c.approx_mean / c.exact_mean), c.max_gap);
-  EXPECT_LE(c.worst_violation, 1e-9) << "the approximation must not exceed the exact KLD";
-  EXPECT_LE(c.exact_mean - c.approx_mean, 0.02 * c.exact_mean);
+  for (size_t k = 0; k < 2; ++k) {
+    std::printf("[kld] tiny-e q4_0, %lld positions: exact %.7f, top-%d + rest %.7f (%.1f%% of it)\n",
+                static_cast<long long>(c.n), c.exact_mean, k == 0 ? 32 : 256, c.approx_mean[k],
+                100.0 * c.approx_mean[k] / c.exact_mean);
+    EXPECT_LE(c.worst_violation[k], 1e-9) << "the approximation must not exceed the exact KLD";
+  }
+  EXPECT_GE(c.approx_mean[0], 0.60 * c.exact_mean);
+  EXPECT_GE(c.approx_mean[1], 0.80 * c.exact_mean);
+  EXPECT_GE(c.approx_mean[1], c.approx_mean[0]);
 
   const std::string ref = test::temp_dir() + "/tiny-e-short.ref";
   save_reference(f32, text, "128", ref);
   const json j = against(q4, text, ref);
   ASSERT_TRUE(j.contains("kld_mean")) << j.dump();
   EXPECT_EQ(j["tokens"].get<int64_t>(), c.n);
-  EXPECT_NEAR(j["kld_mean"].get<double>(), c.approx_mean, 1e-9 + 1e-9 * c.approx_mean);
+  EXPECT_NEAR(j["kld_mean"].get<double>(), c.approx_mean[0], 1e-9 + 1e-9 * c.approx_mean[0]);
+  EXPECT_GT(j["ref_top_k_mass"].get<double>(), 0.3);
+  EXPECT_LT(j["ref_top_k_mass"].get<double>(), 1.0);
 }
 
 // k = n_vocab (rand-e: 512): nothing is left in the rest bucket and the approximation is exact.
@@ -185,11 +199,11 @@ TEST(Kld, RandEFullTopKIsExact) {
   const std::string text = test::write_sample_text(1500);
   const std::string f32 = test::converted_model("rand-e", "f32");
   const std::string q4 = test::converted_model("rand-e", "q4_0");
-  const ExactComparison c = exact_vs_approx(f32, q4, text, 64, 512);
+  const ExactComparison c = exact_vs_approx(f32, q4, text, 64, {512});
   ASSERT_GT(c.n, 60);
   EXPECT_GT(c.exact_mean, 1e-4);
-  EXPECT_LE(std::fabs(c.exact_mean - c.approx_mean), 1e-9 + 1e-9 * c.exact_mean)
-      << c.exact_mean << " vs " << c.approx_mean;
+  EXPECT_LE(std::fabs(c.exact_mean - c.approx_mean[0]), 1e-9 + 1e-9 * c.exact_mean)
+      << c.exact_mean << " vs " << c.approx_mean[0];
   const std::string ref = test::temp_dir() + "/rand-e-full.ref";
   save_reference(f32, text, "64", ref, "512");
   const json j = against(q4, text, ref);

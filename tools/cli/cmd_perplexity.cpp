@@ -39,6 +39,7 @@ struct Options {
 
 struct QualityStats {
   double nll_ref = 0.0;
+  double p_top = 0.0;  // Σ over positions of the reference's top-k mass
   int64_t top1_same = 0;
   std::vector<double> kld;  // per scored position
 };
@@ -185,6 +186,7 @@ int run(const Options& o) {
         const KldPoint kp = kld_calc->compare(rec, l);
         q.kld.push_back(kp.kld);
         q.top1_same += kp.top1_same ? 1 : 0;
+        q.p_top += kp.p_top;
         q.nll_ref += rec.nll;
       }
     }
@@ -224,6 +226,7 @@ int run(const Options& o) {
       j["kld_max"] = kld_max;
       j["top1"] = top1;
       j["ref_top_k"] = ref->header().top_k;
+      j["ref_top_k_mass"] = q.p_top / n;
     }
     std::printf("%s\n", j.dump().c_str());
   } else {
@@ -240,8 +243,9 @@ int run(const Options& o) {
       const LogitRefHeader& h = ref->header();
       std::printf("reference perplexity: %.4f (%s); change %+.4f (%+.3f%%)\n", ppl_ref,
                   h.model_name.c_str(), ppl - ppl_ref, 100.0 * (ppl / ppl_ref - 1.0));
-      std::printf("KL divergence (top-%u + rest): mean %.6f, median %.6f, 99%% %.6f, max %.6f\n",
-                  h.top_k, kld_mean, kld_median, kld_p99, kld_max);
+      std::printf("KL divergence (top-%u + rest, a lower bound; the top-%u hold %.1f%% of the "
+                  "reference's mass): mean %.6f, median %.6f, 99%% %.6f, max %.6f\n",
+                  h.top_k, h.top_k, 100.0 * q.p_top / n, kld_mean, kld_median, kld_p99, kld_max);
       std::printf("top-1 agreement: %.3f%% (%lld of %lld)\n", 100.0 * top1,
                   static_cast<long long>(q.top1_same), static_cast<long long>(n_scored));
     }
@@ -258,7 +262,9 @@ void setup(CLI::App& app, int& exit_code) {
       "vocabulary, the token and its NLL (not all n_vocab logits). KL(P_ref || P_model) is\n"
       "computed over the reference's top-k ids plus one 'rest' bucket (mass 1 - sum of top-k, for\n"
       "both distributions): a lower bound of the full-vocabulary KL divergence, exact as k ->\n"
-      "n_vocab and tight when the top-k hold nearly all of the reference's mass.");
+      "n_vocab and tight when the top-k hold nearly all of the reference's mass (reported as\n"
+      "ref_top_k_mass). High-entropy models lose more: on tiny-e (vocabulary 8192) q4_0 it gives\n"
+      "67% of the exact value at k = 32, 96% at k = 1024. Compare KLDs made with the same k.");
   auto o = std::make_shared<Options>();
   cmd->add_option("MODEL", o->model, "GGUF model")->required();
   cmd->add_option("-f,--file", o->file, "Text file")->required();
@@ -268,7 +274,8 @@ void setup(CLI::App& app, int& exit_code) {
                   ->capture_default_str();
   cmd->add_flag("--json", o->json,
                 "Print {\"ppl\":..,\"tokens\":..,\"chunks\":..}; with --reference also ppl_ref, "
-                "kld_mean, kld_p99, kld_median, kld_max, top1 (fraction), ref_top_k");
+                "kld_mean, kld_p99, kld_median, kld_max, top1 (fraction), ref_top_k, "
+                "ref_top_k_mass");
   cmd->add_option("--save-reference", o->save_reference,
                   "Write this model's top-k logits per scored position to FILE (run on the "
                   "BF16/F32 model)");
