@@ -14,9 +14,9 @@ namespace nibble {
 struct WeightMatrix {
   GgmlType type = GgmlType::F32;
   const uint8_t* data = nullptr;
-  int64_t n_in = 0;        // ne0: elements per row
-  int64_t n_out = 0;       // rows
-  uint64_t row_bytes = 0;  // ggml_row_size(type, n_in)
+  int64_t n_in = 0;            // ne0: elements per row
+  int64_t n_out = 0;           // rows
+  uint64_t row_bytes = 0;      // ggml_row_size(type, n_in)
   const char* name = nullptr;  // GGUF tensor name, when bound from a file (lives with the file)
   int32_t n_expert = 1;        // matrices in the tensor (ne[2] of a 3-D expert tensor, else 1)
   int32_t expert = -1;         // which of them this view is a slice of; -1 = the whole tensor

@@ -21,7 +21,8 @@ void ImatrixCollector::on_matmul_input(const WeightMatrix& w, const float* x, in
     e.sum.assign(e.sum2.size(), 0.0);
     e.counts.assign(static_cast<size_t>(n_mat), 0);
   }
-  NIBBLE_CHECK(e.n_in == w.n_in && e.n_mat == n_mat, "imatrix: a weight changed shape between calls");
+  NIBBLE_CHECK(e.n_in == w.n_in && e.n_mat == n_mat,
+               "imatrix: a weight changed shape between calls");
   const int64_t m = w.expert >= 0 ? w.expert : 0;
   double* s2 = e.sum2.data() + m * e.n_in;
   double* s1 = e.sum.data() + m * e.n_in;
@@ -55,7 +56,8 @@ Result<GgufWriter> ImatrixCollector::to_gguf(const std::vector<std::string>& dat
   for (const auto& [name, e] : entries_) {
     std::vector<float> sum2(e.sum2.begin(), e.sum2.end());
     std::vector<float> sum(e.sum.begin(), e.sum.end());
-    std::vector<float> counts(e.counts.begin(), e.counts.end());  // floats, as llama.cpp stores them
+    std::vector<float> counts(e.counts.begin(),
+                              e.counts.end());  // floats, as llama.cpp stores them
     for (size_t i = 0; i < sum2.size(); ++i) {
       if (!std::isfinite(sum2[i]) || !std::isfinite(sum[i])) {
         return make_error(ErrorCode::kOutOfRange,

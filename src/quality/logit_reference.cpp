@@ -137,8 +137,7 @@ Status LogitRefWriter::flush() {
 Status LogitRefWriter::commit() {
   if (n_written_ != header_.n_tokens) {
     return make_error(ErrorCode::kInternal, "reference: %lld records written, %lld declared",
-                      static_cast<long long>(n_written_),
-                      static_cast<long long>(header_.n_tokens));
+                      static_cast<long long>(n_written_), static_cast<long long>(header_.n_tokens));
   }
   NIBBLE_TRY(flush());
   return file_.commit();
@@ -162,7 +161,8 @@ Result<LogitRefReader> LogitRefReader::open(const std::string& path) {
                       std::strerror(errno));
   }
   uint8_t fixed[kFixedHeaderBytes];
-  if (size < kFixedHeaderBytes || std::fread(fixed, 1, sizeof(fixed), r.file_.get()) != sizeof(fixed)) {
+  if (size < kFixedHeaderBytes ||
+      std::fread(fixed, 1, sizeof(fixed), r.file_.get()) != sizeof(fixed)) {
     return make_error(ErrorCode::kFormat,
                       "reference %s: %llu bytes is too short for a reference file header (%llu)", p,
                       static_cast<unsigned long long>(size),
@@ -190,8 +190,8 @@ Result<LogitRefReader> LogitRefReader::open(const std::string& path) {
                       kLogitRefVersion);
   }
   if (h.n_vocab < 1 || h.n_vocab > kMaxVocab) {
-    return make_error(ErrorCode::kFormat, "reference %s: n_vocab %lld is out of range [1, %lld]",
-                      p, static_cast<long long>(h.n_vocab), static_cast<long long>(kMaxVocab));
+    return make_error(ErrorCode::kFormat, "reference %s: n_vocab %lld is out of range [1, %lld]", p,
+                      static_cast<long long>(h.n_vocab), static_cast<long long>(kMaxVocab));
   }
   if (h.top_k < 1 || h.top_k > kLogitRefMaxTopK || static_cast<int64_t>(h.top_k) > h.n_vocab) {
     return make_error(ErrorCode::kFormat,
@@ -254,8 +254,9 @@ Status LogitRefReader::next(LogitRefRecord& r) {
   for (size_t i = 0; i < k; ++i) r.logits[i] = get<float>(q);
 
   if (r.token < 0 || r.token >= h.n_vocab) {
-    return make_error(ErrorCode::kFormat, "reference %s: record %lld: token %d is outside [0, %lld)",
-                      p, at, r.token, static_cast<long long>(h.n_vocab));
+    return make_error(ErrorCode::kFormat,
+                      "reference %s: record %lld: token %d is outside [0, %lld)", p, at, r.token,
+                      static_cast<long long>(h.n_vocab));
   }
   if (!std::isfinite(r.lse) || !std::isfinite(r.nll) || r.nll < 0.0) {
     return make_error(ErrorCode::kFormat,
@@ -286,8 +287,8 @@ Status LogitRefReader::next(LogitRefRecord& r) {
   sorted_.assign(r.ids.begin(), r.ids.end());
   std::sort(sorted_.begin(), sorted_.end());
   if (std::adjacent_find(sorted_.begin(), sorted_.end()) != sorted_.end()) {
-    return make_error(ErrorCode::kFormat, "reference %s: record %lld: duplicate top-k id %d", p,
-                      at, *std::adjacent_find(sorted_.begin(), sorted_.end()));
+    return make_error(ErrorCode::kFormat, "reference %s: record %lld: duplicate top-k id %d", p, at,
+                      *std::adjacent_find(sorted_.begin(), sorted_.end()));
   }
   return ok_status();
 }

@@ -14,9 +14,9 @@
 // hold nearly all of P's mass or Q is proportional to P inside the rest (the error is P_rest times
 // the KL between the two distributions restricted to the rest). How tight depends on the model:
 // for the small, high-entropy tiny-e (perplexity ~83, vocabulary 8192) q4_0 against f32 gives
-// 67% of the exact mean KLD at k = 32, 87% at k = 256, 96% at k = 1024 (tests/quality/kld_test.cpp);
-// peaked distributions put more mass in the top-k and lose less. The mean top-k mass is reported
-// (ref_top_k_mass) as a guide.
+// 67% of the exact mean KLD at k = 32, 87% at k = 256, 96% at k = 1024
+// (tests/quality/kld_test.cpp); peaked distributions put more mass in the top-k and lose less. The
+// mean top-k mass is reported (ref_top_k_mass) as a guide.
 //
 // File layout (little-endian; version 1):
 //   header   char[8] magic "NBREF\0\0\0"; u32 version; u32 top_k; i64 n_vocab; i64 ctx;
@@ -59,11 +59,11 @@ struct LogitRefHeader {
 
 // One scored position of the reference run.
 struct LogitRefRecord {
-  int32_t token = 0;           // the token being predicted
-  double lse = 0.0;            // log-sum-exp of all n_vocab logits
-  double nll = 0.0;            // lse - logit[token]
-  std::vector<int32_t> ids;    // [top_k] by descending logit (ties: lower id first)
-  std::vector<float> logits;   // [top_k]
+  int32_t token = 0;          // the token being predicted
+  double lse = 0.0;           // log-sum-exp of all n_vocab logits
+  double nll = 0.0;           // lse - logit[token]
+  std::vector<int32_t> ids;   // [top_k] by descending logit (ties: lower id first)
+  std::vector<float> logits;  // [top_k]
 };
 
 // log Σ_v exp(logits[v]) in double (max-shifted).

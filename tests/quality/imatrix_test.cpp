@@ -1,7 +1,10 @@
 // `nibble imatrix` and ImatrixCollector: the statistics are the sums of squared matmul inputs
 // (checked against the float64 reference's hidden states and against trace()), every matmul
 // weight is covered, expert counts add up to tokens x experts-per-token, observing changes no
-// logit, and the file is llama.cpp's GGUF imatrix layout, readable by GgufFile and load_imatrix.
+// logit, the file is llama.cpp's GGUF imatrix layout, readable by GgufFile and load_imatrix, and
+// `nibble quantize --imatrix` with it lowers the KL divergence of q4_0.
+#include "quant/imatrix.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -18,7 +21,6 @@
 #include "model/trace.h"
 #include "quality/imatrix_collector.h"
 #include "quality_test_util.h"
-#include "quant/imatrix.h"
 #include "runtime/session.h"
 #include "tokenizer/tokenizer.h"
 
@@ -152,8 +154,8 @@ TEST(Imatrix, RandEMatchesReferenceHiddenStatesAndTrace) {
         << blk << "attn_output.weight";
   }
   // per_layer_model_proj multiplies the scaled embeddings: entry 0 of the reference.
-  const double rel = worst_rel(col.entries().at("per_layer_model_proj.weight").sum2,
-                               column_sum2(hs.data(), T, H));
+  const double rel =
+      worst_rel(col.entries().at("per_layer_model_proj.weight").sum2, column_sum2(hs.data(), T, H));
   EXPECT_LE(rel, 1e-5) << "per_layer_model_proj.weight";
 }
 
@@ -263,7 +265,8 @@ TEST(Imatrix, RandEWholeTextAndErrors) {
   const int64_t ctx = 48, chunks = n_ids / (ctx - 1);
   ASSERT_GT(chunks, 2);
   const std::string out = test::temp_dir() + "/rand-e.imatrix.gguf";
-  auto r = test::run_nibble({"imatrix", model, "-f", text, "-o", out, "--ctx", std::to_string(ctx)});
+  auto r =
+      test::run_nibble({"imatrix", model, "-f", text, "-o", out, "--ctx", std::to_string(ctx)});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto im = GgufFile::open(out);
   ASSERT_TRUE(im.ok()) << im.error().message;
@@ -282,6 +285,37 @@ TEST(Imatrix, RandEWholeTextAndErrors) {
   EXPECT_TRUE(test::is_cli_error(
       test::run_nibble_ex({"imatrix", model, "-f", text + ".missing", "-o", out}, ro),
       {"cannot read"}));
+}
+
+// End to end: an imatrix from Poe (never trained on) makes `nibble quantize q4_0` closer to f32
+// on valid.txt. Measured: mean KLD 0.00593 -> 0.00502 (-15%); on 14k tokens -12.5%.
+TEST(Imatrix, TinyEImatrixLowersQ4_0Kld) {
+  NIBBLE_REQUIRE_SHARED();
+  const std::string f32 = test::converted_model("tiny-e", "f32");
+  const std::string dir = test::temp_dir();
+  auto r = test::run_nibble({"imatrix", f32, "-f", test::shared_dir() + "/data/poe.txt", "-o",
+                             dir + "/poe.imatrix.gguf", "--ctx", "256", "--chunks", "8"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = test::run_nibble({"quantize", f32, dir + "/plain.gguf", "q4_0"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = test::run_nibble(
+      {"quantize", f32, dir + "/im.gguf", "q4_0", "--imatrix", dir + "/poe.imatrix.gguf"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string text = test::write_valid_prefix(10000);
+  r = test::run_nibble({"perplexity", f32, "-f", text, "--ctx", "128", "--save-reference",
+                        dir + "/f32.ref", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  double kld[2];
+  for (int i = 0; i < 2; ++i) {
+    r = test::run_nibble({"perplexity", dir + (i == 0 ? "/plain.gguf" : "/im.gguf"), "-f", text,
+                          "--reference", dir + "/f32.ref", "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    kld[i] = json::parse(r.out)["kld_mean"].get<double>();
+  }
+  std::printf("[imatrix] tiny-e q4_0 mean KLD vs f32: %.6f without, %.6f with the imatrix\n",
+              kld[0], kld[1]);
+  std::fflush(stdout);
+  EXPECT_LT(kld[1], 0.95 * kld[0]);
 }
 
 }  // namespace

@@ -55,8 +55,10 @@ TEST(Kld, RandEAgainstItselfAndAQuantization) {
   EXPECT_NEAR(self["kld_p99"].get<double>(), 0.0, 1e-6);
   EXPECT_NEAR(self["kld_max"].get<double>(), 0.0, 1e-6);
   EXPECT_EQ(self["top1"].get<double>(), 1.0);
-  EXPECT_NEAR(self["ppl_ref"].get<double>(), base["ppl"].get<double>(), 1e-9 * base["ppl"].get<double>());
-  EXPECT_NEAR(self["ppl"].get<double>(), self["ppl_ref"].get<double>(), 1e-9 * base["ppl"].get<double>());
+  EXPECT_NEAR(self["ppl_ref"].get<double>(), base["ppl"].get<double>(),
+              1e-9 * base["ppl"].get<double>());
+  EXPECT_NEAR(self["ppl"].get<double>(), self["ppl_ref"].get<double>(),
+              1e-9 * base["ppl"].get<double>());
   EXPECT_EQ(self["ref_top_k"], 32);
 
   const json q4 = against(test::converted_model("rand-e", "q4_0"), text, ref);
@@ -64,6 +66,7 @@ TEST(Kld, RandEAgainstItselfAndAQuantization) {
   std::printf("[kld] rand-e q4_0 vs f32: kld mean %.6f p99 %.6f top-1 %.4f ppl %.4f -> %.4f\n",
               q4["kld_mean"].get<double>(), q4["kld_p99"].get<double>(), q4["top1"].get<double>(),
               q4["ppl_ref"].get<double>(), q4["ppl"].get<double>());
+  std::fflush(stdout);  // before the next fork, or the child flushes it again
   EXPECT_GT(q4["kld_mean"].get<double>(), 1e-4);
   EXPECT_GE(q4["kld_p99"].get<double>(), q4["kld_median"].get<double>());
   EXPECT_GE(q4["kld_max"].get<double>(), q4["kld_p99"].get<double>());
@@ -82,10 +85,13 @@ TEST(Kld, TinyEQ4WorseThanQ8) {
   const json q4 = against(test::converted_model("tiny-e", "q4_0"), text, ref);
   ASSERT_TRUE(q8.contains("kld_mean") && q4.contains("kld_mean"));
   for (const auto* j : {&q8, &q4}) {
-    std::printf("[kld] tiny-e %s vs f32 (%lld tokens): kld mean %.6f p99 %.6f top-1 %.4f ppl %.4f -> %.4f\n",
-                j == &q8 ? "q8_0" : "q4_0", static_cast<long long>((*j)["tokens"].get<int64_t>()),
-                (*j)["kld_mean"].get<double>(), (*j)["kld_p99"].get<double>(),
-                (*j)["top1"].get<double>(), (*j)["ppl_ref"].get<double>(), (*j)["ppl"].get<double>());
+    std::printf(
+        "[kld] tiny-e %s vs f32 (%lld tokens): kld mean %.6f p99 %.6f top-1 %.4f ppl %.4f -> "
+        "%.4f\n",
+        j == &q8 ? "q8_0" : "q4_0", static_cast<long long>((*j)["tokens"].get<int64_t>()),
+        (*j)["kld_mean"].get<double>(), (*j)["kld_p99"].get<double>(), (*j)["top1"].get<double>(),
+        (*j)["ppl_ref"].get<double>(), (*j)["ppl"].get<double>());
+    std::fflush(stdout);  // before the next fork, or the child flushes it again
   }
   EXPECT_GT(q8["kld_mean"].get<double>(), 0.0);
   EXPECT_GT(q4["kld_mean"].get<double>(), 3.0 * q8["kld_mean"].get<double>());
@@ -102,8 +108,8 @@ TEST(Kld, TinyEQ4WorseThanQ8) {
 // models on the chunks perplexity evaluates, beside the top-k + rest approximation for each k.
 struct ExactComparison {
   double exact_mean = 0.0;
-  std::vector<double> approx_mean;       // per k
-  std::vector<double> worst_violation;   // per k: max over positions of approx - exact
+  std::vector<double> approx_mean;      // per k
+  std::vector<double> worst_violation;  // per k: max over positions of approx - exact
   int64_t n = 0;
 };
 
@@ -128,7 +134,10 @@ ExactComparison exact_vs_approx(const std::string& ref_model, const std::string&
   std::vector<int32_t> scratch;
   for (int64_t c = 0; c < n_chunks; ++c) {
     std::string list = std::to_string((*tok)->bos_id());
-    for (int64_t i = 0; i + 1 < chunk; ++i) list += "," + std::to_string(ids[c * chunk + i]);
+    for (int64_t i = 0; i + 1 < chunk; ++i) {
+      list += ',';
+      list += std::to_string(ids[c * chunk + i]);
+    }
     std::vector<std::vector<float>> logits;
     for (const std::string& model : {ref_model, q_model}) {
       const std::string out_path = test::temp_dir() + "/logits.f32";
@@ -174,9 +183,11 @@ TEST(Kld, TinyETopKApproximationVersusExact) {
   const ExactComparison c = exact_vs_approx(f32, q4, text, 128, {32, 256});
   ASSERT_GE(c.n, 127);
   for (size_t k = 0; k < 2; ++k) {
-    std::printf("[kld] tiny-e q4_0, %lld positions: exact %.7f, top-%d + rest %.7f (%.1f%% of it)\n",
-                static_cast<long long>(c.n), c.exact_mean, k == 0 ? 32 : 256, c.approx_mean[k],
-                100.0 * c.approx_mean[k] / c.exact_mean);
+    std::printf(
+        "[kld] tiny-e q4_0, %lld positions: exact %.7f, top-%d + rest %.7f (%.1f%% of it)\n",
+        static_cast<long long>(c.n), c.exact_mean, k == 0 ? 32 : 256, c.approx_mean[k],
+        100.0 * c.approx_mean[k] / c.exact_mean);
+    std::fflush(stdout);  // before the next fork, or the child flushes it again
     EXPECT_LE(c.worst_violation[k], 1e-9) << "the approximation must not exceed the exact KLD";
   }
   EXPECT_GE(c.approx_mean[0], 0.60 * c.exact_mean);
@@ -238,7 +249,8 @@ const RefFixture& ref_fixture() {
 
 test::RunResult run_against(const std::string& ref, const std::vector<std::string>& extra = {}) {
   const RefFixture& f = ref_fixture();
-  std::vector<std::string> args = {"perplexity", f.model, "-f", f.text, "--reference", ref, "--json"};
+  std::vector<std::string> args = {"perplexity",  f.model, "-f",    f.text,
+                                   "--reference", ref,     "--json"};
   args.insert(args.end(), extra.begin(), extra.end());
   return test::run_nibble_ex(args, test::RunOptions{});
 }
@@ -278,22 +290,22 @@ TEST(KldReference, MismatchedTextCtxAndVocabulary) {
   // Both flags at once, and a top-k out of range.
   EXPECT_TRUE(test::is_cli_error(run_against(f.ref, {"--save-reference", f.ref + ".2"}),
                                  {"cannot be used together"}));
-  EXPECT_TRUE(test::is_cli_error(
-      test::run_nibble_ex({"perplexity", f.model, "-f", f.text, "--save-reference",
-                           f.ref + ".3", "--ref-top-k", "0"},
-                          test::RunOptions{}),
-      {"--ref-top-k 0"}));
+  EXPECT_TRUE(
+      test::is_cli_error(test::run_nibble_ex({"perplexity", f.model, "-f", f.text,
+                                              "--save-reference", f.ref + ".3", "--ref-top-k", "0"},
+                                             test::RunOptions{}),
+                         {"--ref-top-k 0"}));
   EXPECT_FALSE(test::file_exists(f.ref + ".3"));
 }
 
 TEST(KldReference, DamagedFilesAreOneLineErrors) {
   if (test::model_dir("rand-e").empty()) GTEST_SKIP() << "rand-e absent";
   const RefFixture& f = ref_fixture();
-  const size_t rec0 = f.header;                      // first record
-  const size_t ids0 = rec0 + 20;                     // its top-k ids
-  const size_t logits0 = ids0 + 4 * f.top_k;        // its top-k logits
+  const size_t rec0 = f.header;               // first record
+  const size_t ids0 = rec0 + 20;              // its top-k ids
+  const size_t logits0 = ids0 + 4 * f.top_k;  // its top-k logits
   const size_t rec_bytes = 20 + 8 * f.top_k;
-  const size_t last = f.bytes.size() - rec_bytes;    // last record
+  const size_t last = f.bytes.size() - rec_bytes;  // last record
   struct Case {
     std::string what;
     std::vector<uint8_t> bytes;
@@ -301,8 +313,8 @@ TEST(KldReference, DamagedFilesAreOneLineErrors) {
   };
   std::vector<Case> cases;
   cases.push_back({"empty", {}, {"too short"}});
-  cases.push_back({"header cut", std::vector<uint8_t>(f.bytes.begin(), f.bytes.begin() + 30),
-                   {"too short"}});
+  cases.push_back(
+      {"header cut", std::vector<uint8_t>(f.bytes.begin(), f.bytes.begin() + 30), {"too short"}});
   {
     auto b = f.bytes;
     b[0] = 'X';
@@ -331,7 +343,8 @@ TEST(KldReference, DamagedFilesAreOneLineErrors) {
     int32_t token = 0;
     std::memcpy(&token, f.bytes.data() + rec0, 4);
     const int32_t other = (token + 1) % 512;
-    cases.push_back({"wrong token", patched<int32_t>(rec0, other),
+    cases.push_back({"wrong token",
+                     patched<int32_t>(rec0, other),
                      {"position 0", "scores token " + std::to_string(other)}});
   }
   cases.push_back({"lse NaN", patched<double>(rec0 + 4, std::nan("")), {"record 0", "finite"}});

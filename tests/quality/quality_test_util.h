@@ -40,10 +40,11 @@ inline std::string converted_model(const std::string& name, const std::string& t
 // A deterministic English-like text of about n_bytes (needs nothing from ../shared).
 inline std::string write_sample_text(size_t n_bytes) {
   static const char* kWords[] = {
-      "the", "old", "prince", "said", "that", "war", "and", "peace", "were", "not",
-      "so", "far", "apart", "as", "his", "son", "believed", "in", "winter", "evening",
-      "light", "fell", "on", "snow", "while", "horses", "waited", "by", "gate", "of",
-      "house", "where", "nobody", "spoke", "about", "letters", "from", "Moscow", "yet"};
+      "the",      "old",    "prince", "said",    "that",  "war",    "and",   "peace",
+      "were",     "not",    "so",     "far",     "apart", "as",     "his",   "son",
+      "believed", "in",     "winter", "evening", "light", "fell",   "on",    "snow",
+      "while",    "horses", "waited", "by",      "gate",  "of",     "house", "where",
+      "nobody",   "spoke",  "about",  "letters", "from",  "Moscow", "yet"};
   const size_t n_words = sizeof(kWords) / sizeof(kWords[0]);
   std::string text;
   uint32_t state = 12345;

@@ -29,7 +29,8 @@ int run(const Options& o) {
   if (o.ctx < 2) return fail("imatrix: --ctx must be >= 2");
   if (o.ctx > (int64_t{1} << 24)) return fail("imatrix: --ctx is too large");
   if (o.chunks < 0) return fail("imatrix: --chunks must be >= 0");
-  if (!std::ifstream(o.file, std::ios::binary)) return fail("imatrix: cannot read '" + o.file + "'");
+  if (!std::ifstream(o.file, std::ios::binary))
+    return fail("imatrix: cannot read '" + o.file + "'");
   remove_partial_outputs_on_signals();
   auto model = load_model(o.model);
   if (!model.ok()) return fail("imatrix: " + model.error().message);

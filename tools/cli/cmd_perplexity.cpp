@@ -116,13 +116,7 @@ int run(const Options& o) {
   if (!text.ok()) return fail("perplexity: " + text.error().message);
   const TextChunks& tc = *text;
   const int64_t chunk = tc.chunk, n_chunks = tc.n_chunks, n_scored = n_chunks * chunk;
-  SessionOptions so;
-  so.n_ctx = ctx;
-  so.n_batch = ctx;
-  auto session = Session::create(**model, so);
-  if (!session.ok()) return fail("perplexity: " + session.error().message);
-  Session& s = **session;
-  const int64_t n_vocab = s.n_vocab();
+  const int64_t n_vocab = (*model)->info().n_vocab;
   const uint64_t hash = reference_token_hash(
       std::span<const int32_t>(tc.ids.data(), static_cast<size_t>(n_scored)), ctx, tc.bos);
 
@@ -151,6 +145,13 @@ int run(const Options& o) {
     if (st.ok()) st = check_records(o.reference, tc, n_scored);
     if (!st.ok()) return fail("perplexity: " + st.error().message);
   }
+  // The session (and its KV cache) only once the reference is known to fit this text.
+  SessionOptions so;
+  so.n_ctx = ctx;
+  so.n_batch = ctx;
+  auto session = Session::create(**model, so);
+  if (!session.ok()) return fail("perplexity: " + session.error().message);
+  Session& s = **session;
 
   std::vector<int32_t> input(static_cast<size_t>(chunk));
   std::vector<float> logits;
@@ -202,8 +203,7 @@ int run(const Options& o) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double n = static_cast<double>(n_scored);
   const double ppl = std::exp(nll / n);
-  double ppl_ref = 0.0, kld_mean = 0.0, kld_p99 = 0.0, kld_median = 0.0, kld_max = 0.0,
-         top1 = 0.0;
+  double ppl_ref = 0.0, kld_mean = 0.0, kld_p99 = 0.0, kld_median = 0.0, kld_max = 0.0, top1 = 0.0;
   if (ref) {
     ppl_ref = std::exp(q.nll_ref / n);
     for (double k : q.kld) kld_mean += k;
@@ -243,9 +243,10 @@ int run(const Options& o) {
       const LogitRefHeader& h = ref->header();
       std::printf("reference perplexity: %.4f (%s); change %+.4f (%+.3f%%)\n", ppl_ref,
                   h.model_name.c_str(), ppl - ppl_ref, 100.0 * (ppl / ppl_ref - 1.0));
-      std::printf("KL divergence (top-%u + rest, a lower bound; the top-%u hold %.1f%% of the "
-                  "reference's mass): mean %.6f, median %.6f, 99%% %.6f, max %.6f\n",
-                  h.top_k, h.top_k, 100.0 * q.p_top / n, kld_mean, kld_median, kld_p99, kld_max);
+      std::printf(
+          "KL divergence (top-%u + rest, a lower bound; the top-%u hold %.1f%% of the "
+          "reference's mass): mean %.6f, median %.6f, 99%% %.6f, max %.6f\n",
+          h.top_k, h.top_k, 100.0 * q.p_top / n, kld_mean, kld_median, kld_p99, kld_max);
       std::printf("top-1 agreement: %.3f%% (%lld of %lld)\n", 100.0 * top1,
                   static_cast<long long>(q.top1_same), static_cast<long long>(n_scored));
     }

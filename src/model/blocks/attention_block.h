@@ -30,9 +30,9 @@ struct AttentionParams {
   bool owns_kv = true;  // false: read `kv` as written by the source layer
   float eps = 1e-6f;
   float scale = 1.0f;
-  const float* rope_cos = nullptr;  // [n_tokens, head_dim/2]
-  const float* rope_sin = nullptr;  // [n_tokens, head_dim/2]
-  int layer = -1;                   // for trace()
+  const float* rope_cos = nullptr;         // [n_tokens, head_dim/2]
+  const float* rope_sin = nullptr;         // [n_tokens, head_dim/2]
+  int layer = -1;                          // for trace()
   ActivationObserver* observer = nullptr;  // sees the q/k/v/o matmul inputs (optional)
 };
 

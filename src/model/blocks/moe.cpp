@@ -31,8 +31,7 @@ void moe_route(const float* router_logits, int64_t n_expert, int64_t k, const fl
 }
 
 void moe_block(const MoeWeights& w, const float* router_in, const float* expert_in,
-               int64_t n_tokens, int64_t n_embd, float eps, float* out,
-               ActivationObserver* obs) {
+               int64_t n_tokens, int64_t n_embd, float eps, float* out, ActivationObserver* obs) {
   const int64_t n_exp = w.n_expert, k = w.n_expert_used, n_ff = w.n_ff_exp;
   // Router: rho = RMSNorm_1(r) * router_scale * H^-1/2; logits = W_router rho.
   std::vector<float> rho(static_cast<size_t>(n_tokens * n_embd));  // [n_tokens, H]
