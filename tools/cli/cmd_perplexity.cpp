@@ -1,5 +1,5 @@
 // nibble perplexity MODEL.gguf -f TEXT [--ctx 256] [--json]
-//                  [--save-reference FILE [--ref-top-k 32] | --reference FILE]
+//                  [--save-reference FILE [--ref-top-k 256] | --reference FILE]
 // The protocol of shared/models/README.md: the text is tokenized whole (no BOS), cut into
 // non-overlapping chunks of ctx - 1 tokens (a final partial chunk is dropped); each chunk is
 // evaluated as [BOS] + chunk[:-1] and every one of its tokens is scored; ppl = exp(total NLL /
