@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer harnesses (CMake preset `fuzz`, clang + ASan + UBSan) and runs each one for
+# Builds the libFuzzer harnesses (CMake preset `asan`: clang + ASan + UBSan, shared with the
 # SECONDS (default 600), one after another. Exits non-zero if any fuzzer reports a finding
 # (crash, sanitizer error, leak, timeout > 10 s, RSS > 2 GiB or a single allocation > 2 GiB).
 #
@@ -26,13 +26,13 @@ if ! [[ $seconds =~ ^[0-9]+$ ]] || [[ $seconds -eq 0 ]]; then
 fi
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=${NIBBLE_FUZZ_BUILD_DIR:-$root/build/fuzz}
+build=${NIBBLE_FUZZ_BUILD_DIR:-$root/build/asan}
 [[ $build = /* ]] || build=$root/$build
 jobs=${NIBBLE_FUZZ_JOBS:-2}
 
 if [[ ${NIBBLE_FUZZ_NO_BUILD:-0} != 1 ]]; then
   if [[ ! -f $build/build.ninja ]]; then
-    cmake --preset fuzz -S "$root" -B "$build"
+    cmake --preset asan -S "$root" -B "$build"
   fi
   cmake --build "$build" --target nibble_fuzzers -j "$jobs"
 fi

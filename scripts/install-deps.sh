@@ -2,7 +2,7 @@
 # Installs everything nibble needs to build and test on Debian 12 (run as root).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-pkgs=(cmake ninja-build g++ clang libclang-rt-14-dev pkg-config
+pkgs=(cmake ninja-build gnuplot-nox g++ clang libclang-rt-14-dev pkg-config
       libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev
       libsentencepiece-dev libhwy-dev libcpp-httplib-dev libomp-dev)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)

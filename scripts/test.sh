@@ -10,8 +10,8 @@ jobs=$(nproc)
 echo "== npm test peers"
 bash scripts/npm-peers.sh || echo "npm peers unavailable: the tests that need them will skip"
 
-echo "== ASan + UBSan build and tests"
-NIBBLE_SKIP_SLOW_TESTS=1 bash scripts/asan_tests.sh -LE peer
+echo "== ASan + UBSan build (clang; the same build holds the fuzzers) and tests"
+NIBBLE_SKIP_SLOW_TESTS=1 bash scripts/asan_tests.sh -LE peer -E quality.report_quick
 
 echo "== fuzzers (short run)"
 bash scripts/fuzz.sh "${NIBBLE_FUZZ_SECONDS:-30}"

@@ -178,7 +178,7 @@ TEST(Tokenizer, LongInputsStayFast) {
   const std::string spaces(1 << 20, ' ');
   EXPECT_EQ(tok->decode(tok->encode(spaces)), spaces);
   std::string junk;
-  for (int i = 0; i < (1 << 20); ++i) junk.push_back(static_cast<char>((i * 7919) & 0xFF));
+  for (uint32_t i = 0; i < (1u << 20); ++i) junk.push_back(static_cast<char>((i * 7919u) & 0xFFu));
   EXPECT_EQ(tok->decode(tok->encode(junk)), junk);
 }
 
