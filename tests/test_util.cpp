@@ -15,7 +15,7 @@ namespace nibble::test {
 std::string source_dir() {
   const char* s = std::getenv("NIBBLE_SOURCE_DIR");
   if (s != nullptr && *s != '\0') return s;
-  return std::filesystem::current_path().string();
+  return NIBBLE_SOURCE_DIR_DEFAULT;  // the checkout the tests were built from
 }
 
 std::string shared_dir() {
@@ -28,6 +28,10 @@ std::string shared_dir() {
 std::string nibble_binary() {
   const char* s = std::getenv("NIBBLE_BINARY");
   if (s != nullptr && *s != '\0') return s;
+  // The nibble built alongside this test: BUILD/tests/<test> -> BUILD/tools/nibble.
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) return (exe.parent_path().parent_path() / "tools" / "nibble").string();
   return source_dir() + "/build/release/tools/nibble";
 }
 
