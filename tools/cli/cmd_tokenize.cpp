@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "util/text.h"
 #include "gguf/gguf_file.h"
 #include "tokenizer/tokenizer.h"
 #include "util/mapped_file.h"
@@ -28,32 +29,13 @@ struct TokenizeOptions {
 
 constexpr uint64_t kMaxInputBytes = 1ull << 30;
 
-// The piece as it would print, made safe for one line: \n, \t, \r, \\ and other control bytes
-// escaped.
+// The piece as it would print, made safe for one line (control bytes and stray UTF-8 bytes
+// escaped; byte tokens shown by name).
 std::string printable_piece(const Tokenizer& tok, int32_t id) {
   const auto type = static_cast<TokenType>(tok.vocab().types[id]);
   if (type == TokenType::kByte) return tok.vocab().tokens[id];
   const std::string bytes = tok.token_to_bytes(id, /*render_special=*/true);
-  std::string out;
-  for (char c : bytes) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (c == '\\') {
-      out += "\\\\";
-    } else if (u < 0x20 || u == 0x7F) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\x%02X", u);
-      out += buf;
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
+  return printable(bytes, bytes.size());
 }
 
 int run_tokenize(const TokenizeOptions& o) {
