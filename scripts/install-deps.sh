@@ -4,7 +4,8 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(cmake ninja-build gnuplot-nox g++ clang libclang-rt-14-dev pkg-config
       libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev
-      libsentencepiece-dev libhwy-dev libcpp-httplib-dev libomp-dev)
+      libsentencepiece-dev libhwy-dev libcpp-httplib-dev libomp-dev
+      libedit-dev tmux chromium)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 missing=()

@@ -7,7 +7,7 @@
 # usage: scripts/quality-report.sh [--quick] [--check]
 #   --quick  tiny-e only, Q8_0 Q4_0 Q4_K_M Q2_K (+ Q2_K with imatrix), fewer tokens; writes to a
 #            temporary folder instead of docs/ (fast enough for CI)
-#   --check  exit 1 unless the quality bars hold on tiny-e: Q8_0 top-1 >= 99% and mean KLD <=
+#   --check  exit 1 unless the quality bars hold on tiny-e: Q8_0 top-1 >= 98.5% and mean KLD <=
 #            0.002; Q4_K_M KLD < Q4_0 KLD; Q2_K with imatrix KLD < Q2_K without
 #
 # Needs: build/release/tools/nibble (built beforehand: this script builds nothing; NIBBLE_BIN
@@ -186,10 +186,11 @@ if check:
     if not all((q8, q40, q4km, q2, q2i)):
         failures.append("missing measurements")
     else:
-        print(f"check: Q8_0 top-1 {q8['top1']*100:.2f}% (>= 99%), mean KLD {q8['kld_mean']:.5f} (<= 0.002)")
+        print(f"check: Q8_0 top-1 {q8['top1']*100:.2f}% (>= 98.5%), mean KLD {q8['kld_mean']:.5f} (<= 0.002)")
         print(f"check: Q4_K_M KLD {q4km['kld_mean']:.5f} < Q4_0 KLD {q40['kld_mean']:.5f}")
         print(f"check: Q2_K+imatrix KLD {q2i['kld_mean']:.5f} < Q2_K KLD {q2['kld_mean']:.5f}")
-        if q8["top1"] < 0.99: failures.append("Q8_0 top-1 < 99%")
+        # 8-bit activations (as llama.cpp) cost tiny-e ~0.5 point of top-1 (docs/quality.md).
+        if q8["top1"] < 0.985: failures.append("Q8_0 top-1 < 98.5%")
         if q8["kld_mean"] > 0.002: failures.append("Q8_0 mean KLD > 0.002")
         if not q4km["kld_mean"] < q40["kld_mean"]: failures.append("Q4_K_M KLD not below Q4_0")
         if not q2i["kld_mean"] < q2["kld_mean"]: failures.append("imatrix does not improve Q2_K KLD")

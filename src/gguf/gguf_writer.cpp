@@ -144,7 +144,15 @@ Status GgufWriter::add_tensor(const std::string& name, GgmlType type,
       return make_error(ErrorCode::kInvalidArgument, "gguf writer: duplicate tensor name '%s'", name.c_str());
     }
   }
-  tensors_.push_back({name, type, shape, n_bytes, std::move(producer)});
+  tensors_.push_back({name, type, shape, n_bytes, std::move(producer), {}});
+  return ok_status();
+}
+
+Status GgufWriter::add_tensor_streamed(const std::string& name, GgmlType type,
+                                       const std::vector<uint64_t>& shape,
+                                       StreamProducer producer) {
+  NIBBLE_TRY(add_tensor(name, type, shape, Producer()));
+  tensors_.back().stream = std::move(producer);
   return ok_status();
 }
 
@@ -186,6 +194,26 @@ Status GgufWriter::write_stream(std::function<Status(const uint8_t*, size_t)> si
   std::vector<uint8_t> buf;
   for (size_t i = 0; i < tensors_.size(); ++i) {
     const auto& t = tensors_[i];
+    if (t.stream) {
+      uint64_t n = 0;
+      NIBBLE_TRY(t.stream([&](const uint8_t* p, size_t k) -> Status {
+        n += k;
+        if (n > t.n_bytes) {
+          return make_error(ErrorCode::kInternal, "gguf writer: tensor '%s' streamed more than %llu bytes",
+                            t.name.c_str(), static_cast<unsigned long long>(t.n_bytes));
+        }
+        return s.write_direct(p, k);
+      }));
+      if (n != t.n_bytes) {
+        return make_error(ErrorCode::kInternal, "gguf writer: tensor '%s' streamed %llu bytes, expected %llu",
+                          t.name.c_str(), static_cast<unsigned long long>(n),
+                          static_cast<unsigned long long>(t.n_bytes));
+      }
+      s.pad_to(align);
+      NIBBLE_TRY(s.flush());
+      if (progress_) progress_(i, tensors_.size(), t.name);
+      continue;
+    }
     buf.clear();
     NIBBLE_TRY(t.producer(buf));
     if (buf.size() != t.n_bytes) {

@@ -19,6 +19,10 @@ class GgufWriter {
   // Produces a tensor's bytes on demand (called once, in order, while writing). Must append
   // exactly the tensor's byte size to `out`.
   using Producer = std::function<Status(std::vector<uint8_t>& out)>;
+  // Streams a tensor's bytes in pieces, for tensors too large to hold in memory at once: calls
+  // `sink` in order; the pieces must add up to exactly the tensor's byte size.
+  using Sink = std::function<Status(const uint8_t* data, size_t n)>;
+  using StreamProducer = std::function<Status(const Sink& sink)>;
   // Called after each tensor is written: (index, count, name).
   using ProgressFn = std::function<void(size_t, size_t, const std::string&)>;
 
@@ -31,6 +35,10 @@ class GgufWriter {
   // Adds a tensor whose bytes are produced while writing.
   Status add_tensor(const std::string& name, GgmlType type, const std::vector<uint64_t>& shape,
                     Producer producer);
+
+  // Adds a tensor whose bytes are streamed while writing.
+  Status add_tensor_streamed(const std::string& name, GgmlType type,
+                             const std::vector<uint64_t>& shape, StreamProducer producer);
 
   void set_progress(ProgressFn fn) { progress_ = std::move(fn); }
 
@@ -48,6 +56,7 @@ class GgufWriter {
     std::vector<uint64_t> shape;
     uint64_t n_bytes;
     Producer producer;
+    StreamProducer stream;  // used instead of producer when set
   };
   Result<uint64_t> alignment() const;
   Status write_stream(std::function<Status(const uint8_t*, size_t)> sink) const;

@@ -1,32 +1,50 @@
-// Batched matrix multiply over dequantized weight rows. Rows are processed in blocks of
-// kRowBlock: the block is dequantized once, then every token's activation row is dotted with
-// it, so a prompt of n tokens costs one dequantization per weight row, not n.
+// Batched matrix multiply. Integer-quantized weights (ops/int8_rows.h) run on int8 dot products
+// with the activations quantized once per call (ops/int8_acts.h, ops/int8_dot.h); float weights
+// (F32, F16, BF16) and any other type run on float dot products over rows dequantized once per
+// block of rows ($NIBBLE_MATMUL=float runs every type that way: slower, and the quality of
+// float activations). Threads split the output rows; in a batch, each task's rows are unpacked once
+// and reused for every token.
 #include "ops/matmul.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "ops/dequant_fast.h"
 #include "ops/dot.h"
+#include "ops/int8_acts.h"
+#include "ops/int8_dot.h"
+#include "ops/int8_panel.h"
+#include "ops/int8_rows.h"
 #include "util/thread_pool.h"
 
 namespace nibble {
 
 namespace {
+
+// Below ~4M multiply-adds (about a millisecond on one core) a fork/join costs more than it saves
+// (and much more when the cores are shared with other work).
+bool worth_parallel(const WeightMatrix& w, int64_t n_tokens, int64_t n_tasks) {
+  return w.n_out * w.n_in * n_tokens >= (int64_t{1} << 22) && n_tasks > 1;
+}
+
+void run_tasks(bool parallel, int64_t n_tasks, const std::function<void(int64_t)>& fn) {
+  if (parallel) {
+    parallel_for(n_tasks, fn);
+  } else {
+    for (int64_t i = 0; i < n_tasks; ++i) fn(i);
+  }
+}
+
+// ---- float weights --------------------------------------------------------------------------
+
 constexpr int64_t kRowBlock = 16;
-}
 
-void weight_row(const WeightMatrix& w, int64_t o, float* out) {
-  dequantize_row_fast(w.type, w.row(o), out, w.n_in);
-}
-
-void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y) {
+void matmul_float(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y) {
   const int64_t n_in = w.n_in, n_out = w.n_out;
   const int64_t n_blocks = (n_out + kRowBlock - 1) / kRowBlock;
   const bool direct = w.type == GgmlType::F32;
-  // Below ~4M multiply-adds (about a millisecond on one core) a fork/join costs more than it saves
-  // (and much more when the cores are shared with other work).
-  const bool parallel = n_out * n_in * n_tokens >= (int64_t{1} << 22) && n_blocks > 1;
   auto block = [&](int64_t b) {
     thread_local std::vector<float> buf;
     if (!direct && buf.size() < static_cast<size_t>(kRowBlock * n_in))
@@ -70,10 +88,152 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y) {
       for (int64_t r = nr4; r < nr; ++r) yt[r] = dot_f32(rows[r], xt, n_in);
     }
   };
-  if (parallel) {
-    parallel_for(n_blocks, block);
+  run_tasks(worth_parallel(w, n_tokens, n_blocks), n_blocks, block);
+}
+
+// ---- integer-quantized weights --------------------------------------------------------------
+
+// Per-thread unpacked rows.
+struct Int8Buffer {
+  std::vector<int8_t> q;
+  std::vector<float> scale, offset;
+  void reserve(int64_t rows, int64_t n) {
+    const auto need = static_cast<size_t>(rows * n);
+    if (q.size() < need) q.resize(need);
+    if (scale.size() < need / 4) scale.resize(need / 4);
+    if (offset.size() < need / 16) offset.resize(need / 16);
+  }
+};
+
+Int8Acts& acts_buffer() {
+  static thread_local Int8Acts acts;
+  return acts;
+}
+
+// Prompt processing on AVX-512 VNNI: one task per panel of 16 rows (ops/int8_panel.h).
+void matmul_panels(const WeightMatrix& w, Int8Acts& acts, bool has_min, float* y) {
+  const int64_t n_in = w.n_in, n_out = w.n_out, n_tokens = acts.n_tokens;
+  add_unsigned_acts(acts);
+  const int group = panel_group(w.type);
+  const int64_t n_tasks = (n_out + kPanelRows - 1) / kPanelRows;
+  auto task = [&](int64_t k) {
+    thread_local Int8Buffer buf;
+    thread_local Int8PanelBuffer panel_buf;
+    const int64_t r0 = k * kPanelRows;
+    const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, n_out - r0));
+    buf.reserve(nr, n_in);
+    Int8Row rows[kPanelRows];
+    for (int i = 0; i < nr; ++i) {
+      int8_t* q = buf.q.data() + i * n_in;
+      float* sc = buf.scale.data() + i * (n_in / 4);
+      float* o = has_min ? buf.offset.data() + i * (n_in / 16) : nullptr;
+      unpack_int8_row(w.type, w.row(r0 + i), n_in, q, sc, o);
+      rows[i] = {q, sc, o};
+    }
+    const Int8Panel panel = panel_buf.pack(rows, nr, n_in, group);
+    panel_dot(panel, acts, 0, n_tokens, y + r0, n_out);
+  };
+  run_tasks(n_tasks > 1, n_tasks, task);
+}
+
+void matmul_int8(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y) {
+  const int64_t n_in = w.n_in, n_out = w.n_out;
+  const bool has_min = int8_rows_have_min(w.type);
+  Int8Acts& acts = acts_buffer();
+  quantize_acts(x, n_tokens, n_in, has_min, acts);
+  if (n_tokens == 1 && w.type == GgmlType::Q4_0) add_decode_terms(acts);
+
+  if (n_tokens >= kPanelMinTokens && panel_kernel_available()) {
+    matmul_panels(w, acts, has_min, y);
+    return;
+  }
+
+  // Rows per task: enough tasks to balance the threads in decoding; in a batch, blocks of 16
+  // rows (unpacked once, reused by every token chunk).
+  const int64_t threads = pool_threads();
+  int64_t rows_per_task = 16;
+  if (n_tokens == 1) {
+    rows_per_task = std::max<int64_t>(4, std::min<int64_t>(64, n_out / (8 * threads)));
+    rows_per_task = (rows_per_task + 3) & ~int64_t{3};
+  }
+  // Tokens per chunk: keep a chunk's activations (~1 byte per value) around 256 KiB.
+  const int64_t tok_chunk = std::clamp<int64_t>(((int64_t{256} << 10) / n_in) & ~int64_t{3}, 4, 64);
+  const int64_t n_tasks = (n_out + rows_per_task - 1) / rows_per_task;
+  auto task = [&](int64_t k) {
+    thread_local Int8Buffer buf;
+    const int64_t r0 = k * rows_per_task;
+    const int64_t nr = std::min(rows_per_task, n_out - r0);
+    if (n_tokens == 1) {
+      // Decode: straight from the stored blocks where a kernel reads them (Q4_0, Q8_0 on
+      // AVX-512 VNNI); else unpack 4 rows, dot, move on (the rows stay in L1).
+      buf.reserve(4, n_in);
+      for (int64_t r = 0; r < nr; r += 4) {
+        const int m = static_cast<int>(std::min<int64_t>(4, nr - r));
+        const uint8_t* src[4];
+        for (int i = 0; i < m; ++i) src[i] = w.row(r0 + r + i);
+        float out4[4];
+        if (int8_dot_direct(w.type, src, m, acts, 0, out4)) {
+          for (int i = 0; i < m; ++i) y[r0 + r + i] = out4[i];
+          continue;
+        }
+        Int8Row rows[4];
+        for (int i = 0; i < m; ++i) {
+          int8_t* q = buf.q.data() + i * n_in;
+          float* s = buf.scale.data() + i * (n_in / 4);
+          float* o = has_min ? buf.offset.data() + i * (n_in / 16) : nullptr;
+          unpack_int8_row(w.type, w.row(r0 + r + i), n_in, q, s, o);
+          rows[i] = {q, s, o};
+        }
+        int8_dot(rows, m, acts, 0, 1, y + r0 + r, n_out);
+      }
+      return;
+    }
+    buf.reserve(nr, n_in);
+    for (int64_t i = 0; i < nr; ++i) {
+      unpack_int8_row(w.type, w.row(r0 + i), n_in, buf.q.data() + i * n_in,
+                      buf.scale.data() + i * (n_in / 4),
+                      has_min ? buf.offset.data() + i * (n_in / 16) : nullptr);
+    }
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += tok_chunk) {
+      const int64_t nt = std::min(tok_chunk, n_tokens - t0);
+      for (int64_t r = 0; r < nr; r += 4) {
+        const int m = static_cast<int>(std::min<int64_t>(4, nr - r));
+        Int8Row rows[4];
+        for (int i = 0; i < m; ++i) {
+          const int64_t ri = r + i;
+          rows[i] = {buf.q.data() + ri * n_in, buf.scale.data() + ri * (n_in / 4),
+                     has_min ? buf.offset.data() + ri * (n_in / 16) : nullptr};
+        }
+        int8_dot(rows, m, acts, t0, nt, y + t0 * n_out + r0 + r, n_out);
+      }
+    }
+  };
+  // Decoding streams the weights once: two threads pay off from ~half a million weights (MoE
+  // experts, small projections), where the float path's compute-bound threshold would not.
+  const bool parallel = n_tasks > 1 && (worth_parallel(w, n_tokens, n_tasks) ||
+                                        (n_tokens == 1 && n_out * n_in >= (int64_t{1} << 19)));
+  run_tasks(parallel, n_tasks, task);
+}
+
+}  // namespace
+
+bool float_activations() {
+  static const bool yes = [] {
+    const char* v = std::getenv("NIBBLE_MATMUL");
+    return v != nullptr && std::strcmp(v, "float") == 0;
+  }();
+  return yes;
+}
+
+void weight_row(const WeightMatrix& w, int64_t o, float* out) {
+  dequantize_row_fast(w.type, w.row(o), out, w.n_in);
+}
+
+void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y) {
+  if (int8_rows_supported(w.type) && w.n_in % 32 == 0 && !float_activations()) {
+    matmul_int8(w, x, n_tokens, y);
   } else {
-    for (int64_t b = 0; b < n_blocks; ++b) block(b);
+    matmul_float(w, x, n_tokens, y);
   }
 }
 

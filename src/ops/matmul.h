@@ -1,6 +1,7 @@
-// matmul: y = x · W^T for a batch of tokens, the default (fast) path. Weight rows are
-// dequantized on the fly, once per batch, into a per-thread buffer; threads split the output
-// rows (ops/thread_pool). Oracle: ref::matmul in ops/reference.
+// matmul: y = x · W^T for a batch of tokens, the fast path. Integer-quantized weights run on
+// int8 dot products with 8-bit activations (ops/int8_dot.h); float weights on float dot
+// products over rows dequantized once per batch. Threads split the output rows
+// (util/thread_pool). Oracles: ref::matmul in ops/reference, the int8 tests.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,11 @@ namespace nibble {
 
 // x: [n_tokens, w.n_in], y: [n_tokens, w.n_out] (overwritten).
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y);
+
+// True when $NIBBLE_MATMUL=float asks for float activations on every weight type (quality over
+// speed; the default quantizes activations to 8 bits for the integer-quantized types, as
+// llama.cpp does).
+bool float_activations();
 
 // Dequantizes row `o` of `w` into `out` (w.n_in floats).
 void weight_row(const WeightMatrix& w, int64_t o, float* out);

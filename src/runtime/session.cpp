@@ -23,7 +23,12 @@ Result<std::unique_ptr<Session>> Session::create(const Model& model, SessionOpti
                       static_cast<long long>(opts.n_batch));
   }
   const int64_t n_batch = std::min(opts.n_batch, n_ctx);
-  return std::unique_ptr<Session>(new Session(model, n_ctx, n_batch));
+  const KvTypes types{opts.kv_type_full, opts.kv_type_swa};
+  Status kv_ok = KvCache::check(model.kv_layout(), types);
+  if (!kv_ok.ok())
+    return make_error(kv_ok.error().code, "session: %s", kv_ok.error().message.c_str());
+  const bool flash = opts.flash_attn != FlashAttn::kOff;
+  return std::unique_ptr<Session>(new Session(model, n_ctx, n_batch, types, flash));
 }
 
 Status Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vector<float>& logits) {

@@ -73,8 +73,13 @@ std::vector<std::pair<int32_t, float>> Sampler::distribution(std::span<const flo
     const auto best = *std::min_element(c.begin(), c.end(), by_logit);
     return {{best.first, 1.0f}};
   }
-  std::sort(c.begin(), c.end(), by_logit);
-  if (p_.top_k > 0 && p_.top_k < n) c.resize(static_cast<size_t>(p_.top_k));
+  if (p_.top_k > 0 && p_.top_k < n) {
+    // Only the k best need an order (a full sort of a 262,144-token vocabulary costs ~20 ms).
+    std::partial_sort(c.begin(), c.begin() + p_.top_k, c.end(), by_logit);
+    c.resize(static_cast<size_t>(p_.top_k));
+  } else {
+    std::sort(c.begin(), c.end(), by_logit);
+  }
   // Probabilities of the remaining candidates at temperature 1 (for top-p / min-p).
   auto probs = [&](float temp) {
     std::vector<double> p(c.size());

@@ -106,7 +106,11 @@ class Pool {
   std::atomic<int64_t> done_{0};
 };
 
+std::atomic<int> g_requested_threads{0};
+std::atomic<bool> g_pool_created{false};
+
 int configured_threads() {
+  if (const int n = g_requested_threads.load(); n > 0) return n;
   if (const char* env = std::getenv("NIBBLE_THREADS"); env != nullptr && *env != '\0') {
     const int n = std::atoi(env);
     if (n >= 1 && n <= 1024) return n;
@@ -116,13 +120,22 @@ int configured_threads() {
 }
 
 Pool& pool() {
-  static Pool p(configured_threads());
+  static Pool p([] {
+    g_pool_created.store(true);
+    return configured_threads();
+  }());
   return p;
 }
 
 }  // namespace
 
 int pool_threads() { return pool().n_threads(); }
+
+bool set_pool_threads(int n) {
+  if (n < 1 || n > 1024 || g_pool_created.load()) return false;
+  g_requested_threads.store(n);
+  return !g_pool_created.load();
+}
 
 void parallel_for(int64_t n_tasks, const std::function<void(int64_t task)>& fn) {
   if (n_tasks <= 0) return;

@@ -3,7 +3,7 @@
 // do not burn a core (libgomp's default spin-wait of ~300k iterations after every parallel
 // region halved single-thread speed on SMT siblings and shared machines). Tasks are handed out
 // dynamically, so a descheduled worker only delays the task it holds.
-// Threads: $NIBBLE_THREADS, else std::thread::hardware_concurrency().
+// Threads: set_pool_threads(), else $NIBBLE_THREADS, else std::thread::hardware_concurrency().
 #pragma once
 
 #include <cstdint>
@@ -18,5 +18,9 @@ void parallel_for(int64_t n_tasks, const std::function<void(int64_t task)>& fn);
 
 // Threads the pool uses (including the caller).
 int pool_threads();
+
+// Sets the pool's size (1..1024, overriding $NIBBLE_THREADS) before its first use; returns false,
+// changing nothing, when the pool already exists or n is out of range (`nibble bench -t N`).
+bool set_pool_threads(int n);
 
 }  // namespace nibble

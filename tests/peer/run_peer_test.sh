@@ -17,6 +17,10 @@
 #       all but nibble's own SFP8), each `nibble quantize` of the f32 conversion (Q2_K_S with a
 #       small imatrix from shared/data/poe.txt, which it requires); llama.cpp loads and evaluates
 #       the file; top-1 agreement >= 80% (Q2_K_S: >= 75%, measured 84%; see MIN_TOP1).
+#   synth-e2b Q8_0: `nibble synth --preset e2b --layers 10` (real widths, 262,144-token vocabulary,
+#       KV sharing, double-wide MLP, Q8_0 recipe); llama.cpp loads it and its scores match
+#       `nibble logits` of the same file: top-1 >= 75% and max |Δ| <= 5e-2 * max|logit| + 1e-2
+#       (random weights: measured 8/8 and 0.017; llama.cpp quantizes activations to Q8_0).
 # rand-e / tiny-e are not run: llama.cpp aborts on their KV-sharing layout (Appendix C.2);
 # rand-moe is not run: its nearly tied random router flips experts under the GELU table (C.3).
 #
@@ -30,6 +34,8 @@ for r in Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q2_K_S Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M
          IQ4_NL IQ4_XS; do
     CASES+=("tiny-moe $r")
 done
+# A synthetic E2B (nibble synth), compared with nibble's own logits of the same file.
+CASES+=("synth-e2b Q8_0")
 # Minimum top-1 agreement with golden for recipes (default 0.8), measured on tiny-moe's golden prompt.
 declare -A MIN_TOP1=([Q2_K_S]=0.75)  # measured 84% (81/96): 2 bits with a small imatrix
 
@@ -84,9 +90,53 @@ fail_case() {
     echo "FAIL $1"
 }
 
+# synth-PRESET TYPE: nibble synth writes the model (10 layers); `nibble logits` is the reference.
+run_synth_case() {
+    local model="$1" type="$2" name="$1/$2"
+    local preset="${model#synth-}" gguf="$TMP/$model-$type.gguf" ref="$TMP/$model-ref"
+    local tokens="2,1000,77777,262143,5,105,107,5000"
+    local start
+    start=$(date +%s%N)
+    if ! "$NIBBLE" synth --preset "$preset" --type "$type" --layers 10 --seed 1 -o "$gguf" \
+        >"$TMP/synth.log" 2>&1; then
+        sed 's/^/    /' "$TMP/synth.log"
+        fail_case "$name: nibble synth failed"
+        return
+    fi
+    mkdir -p "$ref"
+    if ! "$NIBBLE" logits "$gguf" --tokens "$tokens" --out "$ref/logits.f32" >"$TMP/logits.log" 2>&1; then
+        sed 's/^/    /' "$TMP/logits.log"
+        fail_case "$name: nibble logits failed"
+        return
+    fi
+    python3 -c 'import json,sys; t=[int(x) for x in sys.argv[2].split(",")]
+json.dump({"prompt_tokens": t, "logits_shape": [len(t), 262144], "logits_file": "logits.f32"}, open(sys.argv[1], "w"))' \
+        "$ref/golden.json" "$tokens"
+    if ! node "$HERE/llama_logits.mjs" "$gguf" --tokens "$tokens" --out "$TMP/$model.f32" --threads "$THREADS" \
+        --quiet >"$TMP/llama.log" 2>&1; then
+        sed 's/^/    /' "$TMP/llama.log"
+        fail_case "$name: llama.cpp could not load/evaluate nibble's synthetic GGUF"
+        return
+    fi
+    if python3 "$HERE/compare_logits.py" "$ref" "$TMP/$model.f32" --name "$name (vs nibble logits)" \
+        --rel 5e-2 --abs 1e-2 --min-top1 0.75; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        failures+=("$name: llama.cpp's scores differ from nibble's")
+    fi
+    rm -rf "$gguf" "$ref" "$TMP/$model.f32"
+    local ms=$((($(date +%s%N) - start) / 1000000))
+    printf '    (%d.%03d s)\n' $((ms / 1000)) $((ms % 1000))
+}
+
 for c in "${CASES[@]}"; do
     read -r model type <<<"$c"
     name="$model/$type"
+    if [[ "$model" == synth-* ]]; then
+        run_synth_case "$model" "$type"
+        continue
+    fi
     mdir="$SHARED/models/$model"
     gguf="$TMP/$model-$type.gguf"
     out="$TMP/$model-$type.f32"

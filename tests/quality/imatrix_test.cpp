@@ -92,6 +92,7 @@ TEST(Imatrix, RandEMatchesReferenceHiddenStatesAndTrace) {
   SessionOptions so;
   so.n_ctx = T;
   so.n_batch = T;
+  so.kv_type_full = so.kv_type_swa = GgmlType::F32;  // exact cache: float64 reference hidden states
   // Logits without the observer, then with it: identical bit for bit.
   std::vector<float> plain, observed;
   {

@@ -74,7 +74,7 @@ TEST(KvCache, SlidingLayersRingFullLayersLinearSharedAlias) {
   ASSERT_EQ(layout.size(), 7u);
   EXPECT_EQ(layout[5].source_layer, 3);  // last owning sliding layer
   EXPECT_EQ(layout[6].source_layer, 4);  // last owning full layer
-  KvCache cache(layout, /*n_ctx=*/100, /*n_batch_max=*/8);
+  KvCache cache(layout, /*n_ctx=*/100, /*n_batch_max=*/8, KvTypes{GgmlType::F32, GgmlType::F32});
   const auto& v = cache.views();
   EXPECT_TRUE(v[0].ring);
   EXPECT_EQ(v[0].n_slots, 5 - 1 + 8);
@@ -84,6 +84,8 @@ TEST(KvCache, SlidingLayersRingFullLayersLinearSharedAlias) {
   EXPECT_EQ(v[6].v, v[4].v);
   // Owning layers only: 3 sliding rings of 12 slots (8 floats) + 2 linear of 100 (16 floats), K+V.
   EXPECT_EQ(cache.size_bytes(), (3u * 12 * 8 + 2u * 100 * 16) * 2 * sizeof(float));
+  EXPECT_EQ(cache.kv_bytes_swa(), 3u * 12 * 8 * 2 * sizeof(float));
+  EXPECT_EQ(cache.kv_bytes_full(), 2u * 100 * 16 * 2 * sizeof(float));
   // A context no longer than the ring makes the sliding layer linear.
   KvCache small(layout, 10, 8);
   EXPECT_FALSE(small.views()[0].ring);

@@ -6,6 +6,7 @@
 
 #include "cli/command.h"
 #include "cli/gen_options.h"
+#include "cli/memory_report.h"
 #include "model/registry.h"
 #include "runtime/session.h"
 #include "sampling/sampler.h"
@@ -20,10 +21,15 @@ struct Options {
   bool ignore_eos = false;
   int64_t ctx = 0;
   SamplerParams sampling;
+  MemoryReportFlags mem;  // --memory-report
+  KvFlags kv;
 };
 
 int run(Options o) {
+  MemoryReporter mem_reporter;  // --memory-report: RSS before loading
   if (o.greedy) o.sampling.temperature = 0.0f;
+  SessionOptions so;
+  if (Status kv = apply_kv_flags(o.kv, so); !kv.ok()) return fail("generate: " + kv.error().message);
   Status valid = o.sampling.validate();
   if (!valid.ok()) return fail("generate: " + valid.error().message);
   if (o.n_predict < 0) return fail("generate: -n must be >= 0");
@@ -37,7 +43,6 @@ int run(Options o) {
     auto e = md.get_u32("tokenizer.ggml.eos_token_id");
     if (e.ok()) eos = static_cast<int32_t>(e.value());
   }
-  SessionOptions so;
   so.n_ctx = o.ctx;
   auto session = Session::create(**model, so);
   if (!session.ok()) return fail("generate: " + session.error().message);
@@ -47,6 +52,7 @@ int run(Options o) {
                 std::to_string(o.n_predict) + " exceeds the context of " +
                 std::to_string((*session)->n_ctx()) + " tokens (use --ctx)");
   }
+  if (o.mem.enabled()) mem_reporter.before_eval(**model, (*session)->kv_cache());
   Sampler sampler(o.sampling);
   for (int32_t id : *ids) sampler.accept(id);
   std::vector<float> logits;
@@ -63,6 +69,10 @@ int run(Options o) {
     if (!st.ok()) return fail("generate: " + st.error().message);
   }
   std::printf("%s\n", out.c_str());
+  if (std::string e = emit_memory_report(o.mem, mem_reporter, **model, (*session)->kv_cache(),
+                                       (*session)->n_past(), false);
+      !e.empty())
+    return fail("generate: " + e);
   return 0;
 }
 
@@ -76,6 +86,8 @@ void setup(CLI::App& app, int& exit_code) {
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating after the end-of-sequence token");
   cmd->add_option("--ctx", o->ctx, "Context size (default: the model's, at most 4096)");
   add_sampling_options(cmd, o->sampling);
+  add_memory_report_options(cmd, o->mem);
+  add_kv_options(cmd, o->kv);
   cmd->callback([o, &exit_code] { exit_code = run(*o); });
 }
 

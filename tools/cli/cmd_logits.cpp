@@ -17,15 +17,17 @@ struct Options {
   bool incremental = false;
   int64_t batch = 0;
   int64_t ctx = 0;
+  KvFlags kv;
 };
 
 int run(const Options& o) {
+  SessionOptions so;
+  if (Status kv = apply_kv_flags(o.kv, so); !kv.ok()) return fail("logits: " + kv.error().message);
   auto ids = parse_token_list(o.tokens);
   if (!ids.ok()) return fail("logits: " + ids.error().message);
   auto model = load_model(o.model);
   if (!model.ok()) return fail("logits: " + model.error().message);
   const int64_t n = static_cast<int64_t>(ids->size());
-  SessionOptions so;
   so.n_ctx = o.ctx > 0 ? o.ctx : n;
   so.n_batch = o.incremental ? 1 : (o.batch > 0 ? o.batch : n);
   auto session = Session::create(**model, so);
@@ -61,6 +63,7 @@ void setup(CLI::App& app, int& exit_code) {
   cmd->add_flag("--incremental", o->incremental, "Evaluate one token at a time");
   cmd->add_option("--batch", o->batch, "Tokens per forward call (default: all at once)");
   cmd->add_option("--ctx", o->ctx, "Context size (default: the number of tokens)");
+  add_kv_options(cmd, o->kv);
   cmd->callback([o, &exit_code] { exit_code = run(*o); });
 }
 

@@ -18,6 +18,7 @@
 #include <optional>
 
 #include "cli/command.h"
+#include "cli/gen_options.h"
 #include "cli/text_chunks.h"
 #include "model/registry.h"
 #include "quality/logit_reference.h"
@@ -35,6 +36,7 @@ struct Options {
   bool json = false;
   std::string save_reference, reference;
   int64_t ref_top_k = kLogitRefDefaultTopK;
+  KvFlags kv;
 };
 
 struct QualityStats {
@@ -93,6 +95,8 @@ Status check_records(const std::string& path, const TextChunks& tc, int64_t n_sc
 }
 
 int run(const Options& o) {
+  SessionOptions so;
+  if (Status kv = apply_kv_flags(o.kv, so); !kv.ok()) return fail("perplexity: " + kv.error().message);
   if (!o.save_reference.empty() && !o.reference.empty()) {
     return fail("perplexity: --save-reference and --reference cannot be used together");
   }
@@ -146,7 +150,6 @@ int run(const Options& o) {
     if (!st.ok()) return fail("perplexity: " + st.error().message);
   }
   // The session (and its KV cache) only once the reference is known to fit this text.
-  SessionOptions so;
   so.n_ctx = ctx;
   so.n_batch = ctx;
   auto session = Session::create(**model, so);
@@ -285,6 +288,7 @@ void setup(CLI::App& app, int& exit_code) {
                   "(top-k + rest bucket, a lower bound), top-1 agreement, perplexity change");
   cmd->add_option("--ref-top-k", o->ref_top_k, "Logits kept per position by --save-reference")
       ->capture_default_str();
+  add_kv_options(cmd, o->kv);
   cmd->callback([o, ctx, &exit_code] {
     o->ctx_given = ctx->count() > 0;
     exit_code = run(*o);

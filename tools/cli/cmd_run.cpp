@@ -1,6 +1,10 @@
-// nibble run [MODEL.gguf] [PROMPT]: text in, streamed text out. Without MODEL it uses the
-// bundled models/nibble-tiny-e.gguf; without PROMPT it reads the prompt from stdin. Sampling
-// flags as llama.cpp; speed (prompt and generation tokens/s) goes to stderr.
+// nibble run [MODEL] [PROMPT]: text in, streamed text out. MODEL is a .gguf path or a store name
+// (`nibble list`); without MODEL it uses the bundled models/nibble-tiny-e.gguf. With a PROMPT (or
+// a prompt piped on stdin) it completes the raw text; without one, on a terminal (or with
+// --interactive), it is an interactive chat (src/chat/repl.h) with line editing and history.
+// Sampling flags as llama.cpp; speed (prompt and generation tokens/s) goes to stderr.
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -10,6 +14,8 @@
 
 #include "cli/command.h"
 #include "cli/gen_options.h"
+#include "cli/memory_report.h"
+#include "cli/run_chat.h"
 #include "model/registry.h"
 #include "runtime/session.h"
 #include "sampling/sampler.h"
@@ -25,6 +31,10 @@ struct Options {
   bool ignore_eos = false;
   bool quiet = false;
   SamplerParams sampling;
+  MemoryReportFlags mem;  // --memory-report
+  KvFlags kv;
+  bool interactive = false;  // -i: chat even when stdin is not a terminal
+  ModelParams chat_params;   // flags given explicitly, for the chat
 };
 
 bool looks_like_model(const std::string& s) {
@@ -32,9 +42,11 @@ bool looks_like_model(const std::string& s) {
 }
 
 int run(Options o) {
+  MemoryReporter mem_reporter;  // --memory-report: RSS before loading
   Status valid = o.sampling.validate();
   if (!valid.ok()) return fail("run: " + valid.error().message);
   if (o.n_predict < 0) return fail("run: -n must be >= 0");
+  const ModelStore store = ModelStore::open_default(default_model_path());
   std::string model_path, prompt;
   bool have_prompt = false;
   if (o.positional.size() > 2) return fail("run: expected [MODEL] [PROMPT], got more arguments");
@@ -42,7 +54,8 @@ int run(Options o) {
     model_path = o.positional[0];
     prompt = o.positional[1];
     have_prompt = true;
-  } else if (o.positional.size() == 1 && looks_like_model(o.positional[0])) {
+  } else if (o.positional.size() == 1 &&
+             (looks_like_model(o.positional[0]) || store.exists(o.positional[0]))) {
     model_path = o.positional[0];
   } else {
     model_path = default_model_path();
@@ -50,6 +63,15 @@ int run(Options o) {
       prompt = o.positional[0];
       have_prompt = true;
     }
+  }
+  if (!have_prompt && (o.interactive || isatty(STDIN_FILENO) != 0)) {
+    return run_chat(store, o.positional.empty() ? ModelStore::kBundledName : model_path,
+                    o.chat_params);
+  }
+  if (!looks_like_model(model_path) && store.exists(model_path)) {  // a store name
+    auto entry = store.get(model_path);
+    if (!entry.ok()) return fail("run: " + entry.error().message);
+    model_path = entry->model_path;
   }
   if (!have_prompt) prompt.assign(std::istreambuf_iterator<char>(std::cin), {});
   if (!std::filesystem::exists(model_path))
@@ -65,6 +87,7 @@ int run(Options o) {
   if (ids.size() >= 2 && ids[0] == tokenizer.bos_id() && ids[1] == tokenizer.bos_id())
     ids.erase(ids.begin());
   SessionOptions so;
+  if (Status kv = apply_kv_flags(o.kv, so); !kv.ok()) return fail("run: " + kv.error().message);
   so.n_ctx = o.ctx;
   auto session = Session::create(**model, so);
   if (!session.ok()) return fail("run: " + session.error().message);
@@ -78,6 +101,7 @@ int run(Options o) {
   if (tokenizer.eos_id() >= 0) stops.push_back(tokenizer.eos_id());
   if (int32_t t = tokenizer.find_token("<turn|>"); t >= 0) stops.push_back(t);
 
+  if (o.mem.enabled()) mem_reporter.before_eval(**model, s.kv_cache());
   Sampler sampler(o.sampling);
   for (int32_t id : ids) sampler.accept(id);
   std::vector<float> logits;
@@ -114,21 +138,32 @@ int run(Options o) {
                  ids.size(), pp_s > 0 ? ids.size() / pp_s : 0.0, static_cast<long long>(n_gen),
                  tg_s > 0 ? n_gen / tg_s : 0.0);
   }
+  if (std::string e = emit_memory_report(o.mem, mem_reporter, **model, s.kv_cache(), s.n_past(), true); !e.empty())
+    return fail("run: " + e);
   return 0;
 }
 
 void setup(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand(
-      "run", "Generate text from a prompt (default model: the bundled tiny one)");
+      "run", "Generate text from a prompt, or chat when there is none (default model: the bundled tiny one)");
   auto o = std::make_shared<Options>();
   cmd->add_option("MODEL_AND_PROMPT", o->positional,
-                  "[MODEL.gguf] [PROMPT] (prompt from stdin when absent)");
+                  "[MODEL] [PROMPT]: MODEL is a .gguf file or a store name (nibble list). Without "
+                  "PROMPT: an interactive chat on a terminal, else the prompt is read from stdin");
+  cmd->add_flag("-i,--interactive", o->interactive,
+                "Chat even when stdin is not a terminal (one message or /command per line)");
   cmd->add_option("-n,--n-predict", o->n_predict, "Most tokens to generate")->capture_default_str();
   cmd->add_option("--ctx", o->ctx, "Context size (default: the model's, at most 4096)");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Do not stop at end-of-sequence / end-of-turn");
   cmd->add_flag("-q,--quiet", o->quiet, "Do not print speed to stderr");
   add_sampling_options(cmd, o->sampling);
-  cmd->callback([o, &exit_code] { exit_code = run(*o); });
+  add_memory_report_options(cmd, o->mem);
+  add_kv_options(cmd, o->kv);
+  cmd->callback([o, cmd, &exit_code] {
+    o->chat_params = explicit_flag_params(cmd, o->sampling, o->n_predict, o->ctx, o->kv.kv_type,
+                                          o->kv.flash_attn);
+    exit_code = run(*o);
+  });
 }
 
 }  // namespace

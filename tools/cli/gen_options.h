@@ -1,16 +1,20 @@
-// Shared pieces of the model-running commands (logits, generate, run, perplexity): token-list
-// parsing, sampling flags, the bundled default model.
+// Shared pieces of the model-running commands (logits, generate, run, perplexity, bench):
+// token-list parsing, sampling flags, KV cache / attention flags, the bundled default model.
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <charconv>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
+#include "runtime/kv_cache.h"
+#include "runtime/session.h"
 #include "sampling/sampler.h"
 #include "util/result.h"
+#include "util/text.h"
 
 namespace nibble::cli {
 
@@ -50,6 +54,128 @@ inline void add_sampling_options(CLI::App* cmd, SamplerParams& p) {
   cmd->add_option("--repeat-last-n", p.repeat_last_n, "Tokens of history the penalty covers")
       ->capture_default_str();
   cmd->add_option("--seed", p.seed, "Random seed")->capture_default_str();
+}
+
+// KV cache and attention-kernel flags of a command. Empty = not given.
+struct KvFlags {
+  std::string kv_type, kv_type_full, kv_type_swa, flash_attn;
+  // Set by add_kv_options: tells a flag given as "" (an error) from one not given.
+  const CLI::Option* given[4] = {nullptr, nullptr, nullptr, nullptr};
+  // Flag i (0 kv_type, 1 kv_type_full, 2 kv_type_swa, 3 flash_attn) was given.
+  bool has(int i) const {
+    if (given[i] != nullptr) return given[i]->count() > 0;
+    const std::string* v[4] = {&kv_type, &kv_type_full, &kv_type_swa, &flash_attn};
+    return !v[i]->empty();
+  }
+};
+
+// Registers --kv-type T (every layer), --kv-type-full T, --kv-type-swa T (T: f32, f16, q8_0,
+// q4_0) and --flash-attn on|off|auto. Use apply_kv_flags to turn them into SessionOptions.
+inline void add_kv_options(CLI::App* cmd, KvFlags& f) {
+  f.given[0] = cmd->add_option("--kv-type", f.kv_type,
+                               "KV cache type of every layer: f32, f16, q8_0, q4_0 (default f16; "
+                               "env NIBBLE_KV_CACHE_TYPE or OLLAMA_KV_CACHE_TYPE)");
+  f.given[1] = cmd->add_option("--kv-type-full", f.kv_type_full,
+                               "KV cache type of the full-attention layers (overrides --kv-type)");
+  f.given[2] = cmd->add_option("--kv-type-swa", f.kv_type_swa,
+                               "KV cache type of the sliding-window layers (overrides --kv-type)");
+  f.given[3] = cmd->add_option("--flash-attn", f.flash_attn,
+                               "Flash attention: on, off or auto (= on; env NIBBLE_FLASH_ATTENTION "
+                               "or OLLAMA_FLASH_ATTENTION: 1/0/true/false/on/off)");
+}
+
+namespace kv_detail {
+// The first of the two variables that is set and not empty; *name gets its name.
+inline const char* env_first(const char* a, const char* b, const char** name) {
+  for (const char* n : {a, b}) {
+    const char* v = std::getenv(n);
+    if (v != nullptr && *v != '\0') {
+      *name = n;
+      return v;
+    }
+  }
+  return nullptr;
+}
+
+inline Result<FlashAttn> parse_flash(const std::string& s, const std::string& what) {
+  std::string low = s;
+  for (char& c : low) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (low == "on" || low == "1" || low == "true") return FlashAttn::kOn;
+  if (low == "off" || low == "0" || low == "false") return FlashAttn::kOff;
+  if (low == "auto") return FlashAttn::kAuto;
+  return make_error(ErrorCode::kInvalidArgument,
+                    "%s: '%s' is not a flash attention setting (choose on, off, auto, 1, 0, true, "
+                    "false)",
+                    what.c_str(), printable(s).c_str());
+}
+
+inline Result<GgmlType> parse_type(const std::string& s, const std::string& what) {
+  auto t = parse_kv_type(s);
+  if (!t.ok()) {
+    return make_error(ErrorCode::kInvalidArgument, "%s: %s", what.c_str(),
+                      t.error().message.c_str());
+  }
+  return t.value();
+}
+}  // namespace kv_detail
+
+// Sets so.kv_type_full, so.kv_type_swa and so.flash_attn: the environment first
+// (NIBBLE_KV_CACHE_TYPE, else OLLAMA_KV_CACHE_TYPE; NIBBLE_FLASH_ATTENTION, else
+// OLLAMA_FLASH_ATTENTION), then the flags (--kv-type, then the more specific --kv-type-full and
+// --kv-type-swa). A variable a flag fully overrides is not read. Errors name the flag or
+// variable and list the allowed values.
+inline Status apply_kv_flags(const KvFlags& f, SessionOptions& so) {
+  // A variable is read only when a flag leaves something for it to set.
+  const char* name = nullptr;
+  const bool env_type = !f.has(0) && (!f.has(1) || !f.has(2));
+  if (const char* v = env_type ? kv_detail::env_first("NIBBLE_KV_CACHE_TYPE",
+                                                      "OLLAMA_KV_CACHE_TYPE", &name)
+                               : nullptr) {
+    auto t = kv_detail::parse_type(v, std::string("environment variable ") + name);
+    if (!t.ok()) return t.take_error();
+    so.kv_type_full = so.kv_type_swa = t.value();
+  }
+  if (const char* v = !f.has(3) ? kv_detail::env_first("NIBBLE_FLASH_ATTENTION",
+                                                                  "OLLAMA_FLASH_ATTENTION", &name)
+                                           : nullptr) {
+    auto fa = kv_detail::parse_flash(v, std::string("environment variable ") + name);
+    if (!fa.ok()) return fa.take_error();
+    so.flash_attn = fa.value();
+  }
+  if (f.has(0)) {
+    auto t = kv_detail::parse_type(f.kv_type, "--kv-type");
+    if (!t.ok()) return t.take_error();
+    so.kv_type_full = so.kv_type_swa = t.value();
+  }
+  if (f.has(1)) {
+    auto t = kv_detail::parse_type(f.kv_type_full, "--kv-type-full");
+    if (!t.ok()) return t.take_error();
+    so.kv_type_full = t.value();
+  }
+  if (f.has(2)) {
+    auto t = kv_detail::parse_type(f.kv_type_swa, "--kv-type-swa");
+    if (!t.ok()) return t.take_error();
+    so.kv_type_swa = t.value();
+  }
+  if (f.has(3)) {
+    auto fa = kv_detail::parse_flash(f.flash_attn, "--flash-attn");
+    if (!fa.ok()) return fa.take_error();
+    so.flash_attn = fa.value();
+  }
+  return ok_status();
+}
+
+// "kv f16/q8_0 (full/sliding), flash on": the settings in a line for reports.
+inline std::string describe_kv(const SessionOptions& so) {
+  std::string s = "kv ";
+  s += ggml_type_name(so.kv_type_full);
+  if (so.kv_type_swa != so.kv_type_full) {
+    s += "/";
+    s += ggml_type_name(so.kv_type_swa);
+    s += " (full/sliding)";
+  }
+  s += so.flash_attn == FlashAttn::kOff ? ", flash off" : ", flash on";
+  return s;
 }
 
 // The bundled demo model: $NIBBLE_MODEL, else models/nibble-tiny-e.gguf in the source tree.

@@ -1,4 +1,5 @@
-// MoE routing and expert evaluation (float32). Contributions are added in expert-id order for
+// MoE routing and expert evaluation (float32); buffers are per-thread and reused (no allocation
+// once warm). Contributions are added in expert-id order for
 // every token, so a token's result does not depend on which other tokens share its batch.
 #include "model/blocks/moe.h"
 
@@ -16,9 +17,11 @@ namespace nibble {
 
 void moe_route(const float* router_logits, int64_t n_expert, int64_t k, const float* expert_scale,
                int32_t* ids, float* weights) {
-  std::vector<float> p(router_logits, router_logits + n_expert);
+  thread_local std::vector<float> p;
+  p.assign(router_logits, router_logits + n_expert);
   softmax(p.data(), n_expert);
-  std::vector<int32_t> order(static_cast<size_t>(n_expert));
+  thread_local std::vector<int32_t> order;
+  order.resize(static_cast<size_t>(n_expert));
   std::iota(order.begin(), order.end(), 0);
   std::partial_sort(order.begin(), order.begin() + k, order.end(),
                     [&](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
@@ -34,27 +37,28 @@ void moe_block(const MoeWeights& w, const float* router_in, const float* expert_
                int64_t n_tokens, int64_t n_embd, float eps, float* out, ActivationObserver* obs) {
   const int64_t n_exp = w.n_expert, k = w.n_expert_used, n_ff = w.n_ff_exp;
   // Router: rho = RMSNorm_1(r) * router_scale * H^-1/2; logits = W_router rho.
-  std::vector<float> rho(static_cast<size_t>(n_tokens * n_embd));  // [n_tokens, H]
+  thread_local std::vector<float> rho, logits, tok_w, xe, ye, wts;
+  thread_local std::vector<int32_t> ids;
+  thread_local std::vector<int64_t> toks;
+  rho.resize(static_cast<size_t>(n_tokens * n_embd));  // [n_tokens, H]
   rms_norm_rows(router_in, nullptr, rho.data(), n_tokens, n_embd, eps);
   const float inv_sqrt_h = 1.0f / std::sqrt(static_cast<float>(n_embd));
   for (int64_t t = 0; t < n_tokens; ++t) {
     float* r = rho.data() + t * n_embd;
     for (int64_t i = 0; i < n_embd; ++i) r[i] = r[i] * w.router_scale[i] * inv_sqrt_h;
   }
-  std::vector<float> logits(static_cast<size_t>(n_tokens * n_exp));  // [n_tokens, E]
+  logits.resize(static_cast<size_t>(n_tokens * n_exp));  // [n_tokens, E]
   observe_input(obs, w.router, rho.data(), n_tokens);
   matmul(w.router, rho.data(), n_tokens, logits.data());
 
-  std::vector<int32_t> ids(static_cast<size_t>(n_tokens * k));
-  std::vector<float> wts(static_cast<size_t>(n_tokens * k));
+  ids.resize(static_cast<size_t>(n_tokens * k));
+  wts.resize(static_cast<size_t>(n_tokens * k));
   for (int64_t t = 0; t < n_tokens; ++t) {
     moe_route(logits.data() + t * n_exp, n_exp, k, w.expert_scale, ids.data() + t * k,
               wts.data() + t * k);
   }
 
   std::fill(out, out + n_tokens * n_embd, 0.0f);
-  std::vector<int64_t> toks;
-  std::vector<float> tok_w, xe, ye;
   for (int64_t e = 0; e < n_exp; ++e) {
     toks.clear();
     tok_w.clear();

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "ops/kv_view.h"
 #include "tensor/ggml_type.h"
 
 namespace nibble::ref {
@@ -32,5 +33,18 @@ void softmax(float* x, int64_t n);
 // h / (n_head / n_head_kv).
 void attention(const float* q, const float* k, const float* v, float* out, int64_t n_tokens,
                int64_t n_head, int64_t n_head_kv, int64_t d, int64_t window, float scale);
+
+// The same attention read from a KV cache of any KV type (the oracle for ops/attention and
+// ops/flash_attention): query t (position pos0 + t) attends to the cached rows at positions
+// [max(0, pos0 + t - window + 1), pos0 + t], each dequantized with quant/quant.h's reference
+// dequantizer and, for a rotated cache (kv.rotate), turned back with ref::hadamard.
+// q, out: [n_tokens, n_head, kv.head_dim].
+void attention_kv(const KvView& kv, const float* q, float* out, int64_t n_tokens, int64_t n_head,
+                  int64_t pos0, int64_t window, float scale);
+
+// The KV cache's Hadamard rotation as a plain matrix product: each block of n values (n the
+// largest power of two dividing head_dim, at most 512) of each head becomes H x / sqrt(n),
+// H[i][j] = (-1)^popcount(i & j). Its own inverse. x: n_heads * head_dim values, in place.
+void hadamard(float* x, int64_t n_heads, int64_t head_dim);
 
 }  // namespace nibble::ref

@@ -1,0 +1,44 @@
+// Int8Acts: activation rows quantized for the integer dot products (ops/int8_dot.h), the way
+// llama.cpp quantizes activations to Q8_0: per block of 32 values d = max|x| / 127 and
+// q = round(x / d) in [-127, 127]. Also kept: per 16 values, sum16 = d * sum(q) (the term that
+// weight types with an offset need). Buffers grow and are reused: no allocation once warm.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace nibble {
+
+struct Int8Acts {
+  int64_t n = 0;         // values per token (a multiple of 32)
+  int64_t n_tokens = 0;
+  std::vector<int8_t> q;      // [n_tokens][n]
+  std::vector<float> d;       // [n_tokens][n / 32]
+  std::vector<float> sum16;   // [n_tokens][n / 16], only when quantized with sums
+  std::vector<uint8_t> u;     // [n_tokens][n]: q + 128, only after add_unsigned_acts
+  // Token 0 only, after add_decode_terms: per lane of 4 values, -8 * their sum (Q4_0's offset
+  // as unsigned nibbles) and the d of their block.
+  std::vector<int32_t> neg8sum4;  // [n / 4]
+  std::vector<float> dlane;       // [n / 4]
+
+  const int8_t* q_of(int64_t t) const { return q.data() + t * n; }
+  const float* d_of(int64_t t) const { return d.data() + t * (n / 32); }
+  const float* sum16_of(int64_t t) const { return sum16.data() + t * (n / 16); }
+  const uint8_t* u_of(int64_t t) const { return u.data() + t * n; }
+};
+
+// x: [n_tokens, n] floats (n a multiple of 32). with_sums: also fill sum16. Splits the tokens
+// over the thread pool when the batch is large; must not be called from inside parallel_for.
+void quantize_acts(const float* x, int64_t n_tokens, int64_t n, bool with_sums, Int8Acts& out);
+
+// Fills a.u (the unsigned form q + 128 that VNNI's u8 x s8 products take) from a.q.
+void add_unsigned_acts(Int8Acts& a);
+
+// Fills a.neg8sum4 and a.dlane for token 0 (decoding Q4_0 straight from its blocks).
+void add_decode_terms(Int8Acts& a);
+
+// One token's row: the plain scalar form, and the vectorised one quantize_acts uses (same bytes).
+void quantize_act_row(const float* x, int64_t n, int8_t* q, float* d, float* sum16);
+void quantize_act_row_fast(const float* x, int64_t n, int8_t* q, float* d, float* sum16);
+
+}  // namespace nibble

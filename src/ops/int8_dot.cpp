@@ -1,0 +1,123 @@
+// Dispatch of the int8 dot kernels, the generic implementation (the arithmetic every ISA
+// reproduces) and the shared offset term.
+#include "ops/int8_dot.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "ops/int8_dot_kernels.h"
+
+namespace nibble {
+
+namespace int8_kernels {
+
+#define NIBBLE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
+NIBBLE_CLONES
+float offset_term(const float* offset, const float* sum16, int64_t n_groups) {
+  float m[8] = {};
+  const int64_t g8 = n_groups & ~int64_t{7};
+  for (int64_t g = 0; g < g8; g += 8) {
+    for (int l = 0; l < 8; ++l) m[l] = std::fmaf(offset[g + l], sum16[g + l], m[l]);
+  }
+  float r = ((m[0] + m[4]) + (m[2] + m[6])) + ((m[1] + m[5]) + (m[3] + m[7]));
+  for (int64_t g = g8; g < n_groups; ++g) r = std::fmaf(offset[g], sum16[g], r);
+  return r;
+}
+
+void dot_generic(const Int8Row* rows, int n_rows, const Int8Acts& a, int64_t tok0, int64_t n_tok,
+                 float* out, int64_t ldo) {
+  const int64_t n = a.n, nb = n / 32;
+  for (int64_t t = 0; t < n_tok; ++t) {
+    const int8_t* aq = a.q_of(tok0 + t);
+    const float* ad = a.d_of(tok0 + t);
+    for (int r = 0; r < n_rows; ++r) {
+      const Int8Row& w = rows[r];
+      float acc[2][8] = {};
+      for (int64_t b = 0; b < nb; ++b) {
+        float* ac = acc[b & 1];
+        for (int j = 0; j < 8; ++j) {
+          const int64_t e = 32 * b + 4 * j;
+          int32_t i = 0;
+          for (int k = 0; k < 4; ++k) i += int32_t{w.q[e + k]} * int32_t{aq[e + k]};
+          const float p = w.scale[8 * b + j] * ad[b];
+          ac[j] = std::fmaf(static_cast<float>(i), p, ac[j]);
+        }
+      }
+      float s[8];
+      for (int j = 0; j < 8; ++j) s[j] = acc[0][j] + acc[1][j];
+      float res = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+      if (w.offset != nullptr) res += offset_term(w.offset, a.sum16_of(tok0 + t), n / 16);
+      out[t * ldo + r] = res;
+    }
+  }
+}
+
+}  // namespace int8_kernels
+
+namespace {
+
+struct Choice {
+  const char* name;
+  int8_kernels::DotFn fn;
+};
+
+bool cpu_has(const char* isa) {
+  __builtin_cpu_init();
+  if (std::strcmp(isa, "avx512-vnni") == 0) {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+           __builtin_cpu_supports("avx512dq");
+  }
+  if (std::strcmp(isa, "avx2") == 0) {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }
+  return std::strcmp(isa, "generic") == 0;
+}
+
+int8_kernels::DotFn fn_of(const char* isa) {
+  if (std::strcmp(isa, "avx512-vnni") == 0) return int8_kernels::dot_avx512;
+  if (std::strcmp(isa, "avx2") == 0) return int8_kernels::dot_avx2;
+  return int8_kernels::dot_generic;
+}
+
+Choice choose() {
+  static const char* const kOrder[] = {"avx512-vnni", "avx2", "generic"};
+  const char* forced = std::getenv("NIBBLE_ISA");
+  bool allowed = forced == nullptr || *forced == '\0';
+  for (const char* isa : kOrder) {
+    if (!allowed && std::strcmp(isa, forced) == 0) allowed = true;
+    if (allowed && cpu_has(isa)) return {isa, fn_of(isa)};
+  }
+  return {"generic", int8_kernels::dot_generic};
+}
+
+const Choice& chosen() {
+  static const Choice c = choose();
+  return c;
+}
+
+}  // namespace
+
+void int8_dot(const Int8Row* rows, int n_rows, const Int8Acts& a, int64_t tok0, int64_t n_tok,
+              float* out, int64_t ldo) {
+  chosen().fn(rows, n_rows, a, tok0, n_tok, out, ldo);
+}
+
+const char* int8_dot_isa() { return chosen().name; }
+
+bool int8_dot_direct(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,
+                     int64_t tok, float* out) {
+  if (chosen().fn != int8_kernels::dot_avx512) return false;
+  return int8_kernels::direct_dot_avx512(type, rows, n_rows, a, tok, out);
+}
+
+bool int8_dot_with(const char* isa, const Int8Row* rows, int n_rows, const Int8Acts& a,
+                   int64_t tok0, int64_t n_tok, float* out, int64_t ldo) {
+  if (!cpu_has(isa)) return false;
+  fn_of(isa)(rows, n_rows, a, tok0, n_tok, out, ldo);
+  return true;
+}
+
+}  // namespace nibble

@@ -1,0 +1,45 @@
+// Integer dot products of int8 weight rows (ops/int8_rows.h) with int8 activations
+// (ops/int8_acts.h): the kernels behind matmul for every integer-quantized weight type.
+//
+// Every ISA computes every (row, token) result with the same arithmetic, so results are
+// bit-identical across AVX-512, AVX2 and the generic code, and a token's result does not depend
+// on the batch it came in (prompt processing == one-token decoding):
+//   per block b of 32 and lane j (4 values): i = sum of 4 int8 products (exact int32);
+//   acc[b odd][j] = fma(float(i), scale[8b+j] * d[b], acc[b odd][j]);
+//   s[j] = acc[0][j] + acc[1][j];  r = ((s0+s4)+(s2+s6)) + ((s1+s5)+(s3+s7));
+//   with offsets: m[l] = fma(offset[g], sum16[g], m[l]) for g = 8k + l, then the same reduction,
+//   then the n/16 % 8 remaining groups in order; r += m.
+#pragma once
+
+#include <cstdint>
+
+#include "ops/int8_acts.h"
+#include "tensor/ggml_type.h"
+
+namespace nibble {
+
+struct Int8Row {
+  const int8_t* q = nullptr;
+  const float* scale = nullptr;   // n / 4
+  const float* offset = nullptr;  // n / 16, or null
+};
+
+// out[t * ldo + r] = dot(rows[r], token tok0 + t) for r < n_rows (1..4), t < n_tok.
+void int8_dot(const Int8Row* rows, int n_rows, const Int8Acts& a, int64_t tok0, int64_t n_tok,
+              float* out, int64_t ldo);
+
+// Decoding (one token) straight from stored rows of `type`, without unpacking, where this CPU
+// has such a kernel (AVX-512 VNNI: Q4_0, Q8_0, Q6_K): out[r] = dot(row r, token tok), bit-identical
+// to int8_dot on the unpacked rows. False (nothing written) otherwise.
+bool int8_dot_direct(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,
+                     int64_t tok, float* out);
+
+// The instruction set the kernels use: "avx512-vnni", "avx2" or "generic". Chosen once from the
+// CPU; $NIBBLE_ISA (one of those names) forces a lower one (tests, benchmarks).
+const char* int8_dot_isa();
+
+// For tests: run one specific implementation (false if this CPU cannot run it).
+bool int8_dot_with(const char* isa, const Int8Row* rows, int n_rows, const Int8Acts& a,
+                   int64_t tok0, int64_t n_tok, float* out, int64_t ldo);
+
+}  // namespace nibble

@@ -1,0 +1,379 @@
+// int8 dot kernels for AVX-512 with VNNI (vpdpbusd): two 32-value blocks per instruction.
+// Activations enter as unsigned bytes (q + 128) and each weight lane's 128 * sum(w) is
+// subtracted up front, so every lane holds the exact signed dot product (ops/int8_dot.h).
+// GCC 12 reports its own intrinsics headers (undefined upper lanes of casts) as uninitialised.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "ops/int8_dot_kernels.h"
+
+namespace nibble::int8_kernels {
+
+namespace {
+
+#define NIBBLE_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx2,fma,f16c")))
+#define NIBBLE_AVX512_VBMI \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx512vbmi,avx2,fma,f16c")))
+
+NIBBLE_AVX512 inline float reduce(__m256 e, __m256 o) {
+  const __m256 s = _mm256_add_ps(e, o);
+  const __m128 v = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+  const __m128 u = _mm_add_ps(v, _mm_movehl_ps(v, v));
+  return _mm_cvtss_f32(_mm_add_ss(u, _mm_shuffle_ps(u, u, 1)));
+}
+
+
+// The offset terms of R rows x T tokens (ops/int8_dot.h's order: 8 lanes over groups g = 8k + l,
+// the fixed reduction, then the remaining groups in order).
+template <int R, int T>
+NIBBLE_AVX512 void offsets(const Int8Row* rows, const Int8Acts& a, int64_t tok0, float res[R][T]) {
+  const int64_t ng = a.n / 16, g8 = ng & ~int64_t{7};
+  const float* sm[T];
+  for (int t = 0; t < T; ++t) sm[t] = a.sum16_of(tok0 + t);
+  __m256 m[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) m[r][t] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < g8; g += 8) {
+    __m256 s[T];
+    for (int t = 0; t < T; ++t) s[t] = _mm256_loadu_ps(sm[t] + g);
+    for (int r = 0; r < R; ++r) {
+      const __m256 o = _mm256_loadu_ps(rows[r].offset + g);
+      for (int t = 0; t < T; ++t) m[r][t] = _mm256_fmadd_ps(o, s[t], m[r][t]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int t = 0; t < T; ++t) {
+      float v[8];
+      _mm256_storeu_ps(v, m[r][t]);
+      float x = ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
+      for (int64_t g = g8; g < ng; ++g) x = __builtin_fmaf(rows[r].offset[g], sm[t][g], x);
+      res[r][t] = x;
+    }
+  }
+}
+
+template <int R, int T>
+NIBBLE_AVX512 void tile(const Int8Row* rows, const Int8Acts& a, int64_t tok0, float* out,
+                        int64_t ldo) {
+  const int64_t n = a.n, nb = n / 32, np = nb / 2;
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i k80 = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m512i pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  const int8_t* aq[T];
+  const float* ad[T];
+  for (int t = 0; t < T; ++t) {
+    aq[t] = a.q_of(tok0 + t);
+    ad[t] = a.d_of(tok0 + t);
+  }
+  __m512 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < np; ++p) {
+    const int64_t e = 64 * p;
+    __m512i w[R], nc[R];
+    __m512 sc[R];
+    for (int r = 0; r < R; ++r) {
+      w[r] = _mm512_loadu_si512(rows[r].q + e);
+      nc[r] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, k80, w[r]));
+      sc[r] = _mm512_loadu_ps(rows[r].scale + 16 * p);
+    }
+    for (int t = 0; t < T; ++t) {
+      const __m512i au = _mm512_xor_si512(_mm512_loadu_si512(aq[t] + e), k80);
+      const __m128 d2 = _mm_castsi128_ps(
+          _mm_loadl_epi64(reinterpret_cast<const __m128i*>(ad[t] + 2 * p)));
+      const __m512 dx = _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(d2));
+      for (int r = 0; r < R; ++r) {
+        const __m512i i = _mm512_dpbusd_epi32(nc[r], au, w[r]);
+        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(sc[r], dx), acc[r][t]);
+      }
+    }
+  }
+  const __m256i zero8 = _mm256_setzero_si256();
+  const __m256i k80h = _mm256_set1_epi8(static_cast<char>(0x80));
+  const bool has_off = rows[0].offset != nullptr;
+  float off[R][T];
+  if (has_off) offsets<R, T>(rows, a, tok0, off);
+  for (int r = 0; r < R; ++r) {
+    for (int t = 0; t < T; ++t) {
+      __m256 ev = _mm512_castps512_ps256(acc[r][t]);
+      const __m256 od = _mm512_extractf32x8_ps(acc[r][t], 1);
+      if (nb & 1) {
+        const int64_t b = nb - 1, e = 32 * b;
+        const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[r].q + e));
+        const __m256i nc = _mm256_sub_epi32(zero8, _mm256_dpbusd_epi32(zero8, k80h, w));
+        const __m256i au = _mm256_xor_si256(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(aq[t] + e)), k80h);
+        const __m256i i = _mm256_dpbusd_epi32(nc, au, w);
+        const __m256 pr = _mm256_mul_ps(_mm256_loadu_ps(rows[r].scale + 8 * b),
+                                        _mm256_set1_ps(ad[t][b]));
+        ev = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), pr, ev);
+      }
+      float res = reduce(ev, od);
+      if (has_off) res += off[r][t];
+      out[t * ldo + r] = res;
+    }
+  }
+}
+
+template <int R>
+void rows_tiles(const Int8Row* rows, const Int8Acts& a, int64_t tok0, int64_t n_tok, float* out,
+                int64_t ldo) {
+  int64_t t = 0;
+  for (; t + 4 <= n_tok; t += 4) tile<R, 4>(rows, a, tok0 + t, out + t * ldo, ldo);
+  switch (n_tok - t) {
+    case 3: tile<R, 3>(rows, a, tok0 + t, out + t * ldo, ldo); break;
+    case 2: tile<R, 2>(rows, a, tok0 + t, out + t * ldo, ldo); break;
+    case 1: tile<R, 1>(rows, a, tok0 + t, out + t * ldo, ldo); break;
+    default: break;
+  }
+}
+
+
+// ---- Decoding straight from Q4_0 / Q8_0 / Q6_K blocks (no unpack buffer): the same arithmetic as
+// tile<R, 1> on the unpacked rows, the weights built in registers.
+
+struct Q4_0Src {
+  static constexpr int kBlockBytes = 18;
+  static constexpr int kPrefetchAhead = 512;
+  // 64 values of blocks b and b + 1 as int8, and their scales [d_b x 8, d_b+1 x 8].
+  NIBBLE_AVX512 static void pair(const uint8_t* row, int64_t b, __m512i* w, __m512* sc) {
+    const uint8_t* b0 = row + b * kBlockBytes;
+    const uint8_t* b1 = b0 + kBlockBytes;
+    const __m128i r0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b0 + 2));
+    const __m128i r1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b1 + 2));
+    const __m256i h0 = _mm256_set_m128i(_mm_srli_epi16(r0, 4), r0);
+    const __m256i h1 = _mm256_set_m128i(_mm_srli_epi16(r1, 4), r1);
+    const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(h0), h1, 1);
+    *w = _mm512_sub_epi8(_mm512_and_si512(v, _mm512_set1_epi8(0x0F)), _mm512_set1_epi8(8));
+    *sc = scales(b0, b1);
+  }
+  NIBBLE_AVX512 static __m256i single(const uint8_t* row, int64_t b, float* d) {
+    const uint8_t* b0 = row + b * kBlockBytes;
+    const __m128i r0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b0 + 2));
+    const __m256i h0 = _mm256_set_m128i(_mm_srli_epi16(r0, 4), r0);
+    uint16_t h;
+    std::memcpy(&h, b0, 2);
+    *d = _cvtsh_ss(h);
+    return _mm256_sub_epi8(_mm256_and_si256(h0, _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
+  }
+  NIBBLE_AVX512 static __m512 scales(const uint8_t* b0, const uint8_t* b1) {
+    uint16_t h0, h1;
+    std::memcpy(&h0, b0, 2);
+    std::memcpy(&h1, b1, 2);
+    const __m128 d = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(h0 | (uint32_t{h1} << 16))));
+    const __m512i pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(d));
+  }
+};
+
+struct Q8_0Src {
+  static constexpr int kBlockBytes = 34;
+  static constexpr int kPrefetchAhead = 768;
+  NIBBLE_AVX512 static void pair(const uint8_t* row, int64_t b, __m512i* w, __m512* sc) {
+    const uint8_t* b0 = row + b * kBlockBytes;
+    const uint8_t* b1 = b0 + kBlockBytes;
+    const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0 + 2));
+    const __m256i q1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b1 + 2));
+    *w = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
+    *sc = Q4_0Src::scales(b0, b1);
+  }
+  NIBBLE_AVX512 static __m256i single(const uint8_t* row, int64_t b, float* d) {
+    const uint8_t* b0 = row + b * kBlockBytes;
+    uint16_t h;
+    std::memcpy(&h, b0, 2);
+    *d = _cvtsh_ss(h);
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0 + 2));
+  }
+};
+
+
+// Q6_K: 256 values per super-block; a pair of 32-blocks is a quarter of it. Lane scales are
+// d * scales[j] of the four 16-value sub-blocks, 4 lanes each.
+struct Q6_KSrc {
+  static constexpr int kBlockBytes = 210 / 8;  // per 32 values (for the prefetch distance)
+  static constexpr int kSuperBytes = 210;
+  static constexpr int kPrefetchAhead = 768;
+  NIBBLE_AVX512 static void pair(const uint8_t* row, int64_t b, __m512i* w, __m512* sc) {
+    const int64_t e0 = 32 * b;              // first value of the pair
+    const uint8_t* blk = row + (e0 / 256) * kSuperBytes;
+    const int quarter = static_cast<int>((e0 % 256) / 64), h = quarter / 2;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h));
+    const __m256i bq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h + 32));
+    const __m256i hq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h));
+    __m256i v0, v1;
+    if ((quarter & 1) == 0) {
+      v0 = _mm256_or_si256(_mm256_and_si256(a, m4), _mm256_and_si256(_mm256_slli_epi16(hq, 4), m30));
+      v1 = _mm256_or_si256(_mm256_and_si256(bq, m4), _mm256_and_si256(_mm256_slli_epi16(hq, 2), m30));
+    } else {
+      v0 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m4), _mm256_and_si256(hq, m30));
+      v1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bq, 4), m4),
+                           _mm256_and_si256(_mm256_srli_epi16(hq, 2), m30));
+    }
+    const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(v0), v1, 1);
+    *w = _mm512_sub_epi8(v, _mm512_set1_epi8(32));
+    uint16_t hd;
+    std::memcpy(&hd, blk + 208, 2);
+    int32_t s4;
+    std::memcpy(&s4, blk + 192 + (e0 % 256) / 16, 4);
+    const __m128 f = _mm_mul_ps(_mm_set1_ps(_cvtsh_ss(hd)),
+                                _mm_cvtepi32_ps(_mm_cvtepi8_epi32(_mm_cvtsi32_si128(s4))));
+    const __m512i idx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    *sc = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(f));
+  }
+  // Never called: a Q6_K row is a whole number of 256-value super-blocks (an even block count).
+  NIBBLE_AVX512 static __m256i single(const uint8_t*, int64_t, float* d) {
+    *d = 0.0f;
+    return _mm256_setzero_si256();
+  }
+};
+
+template <typename Src, int R>
+NIBBLE_AVX512 void direct_rows(const uint8_t* const* rows, const Int8Acts& a, int64_t tok,
+                               float* out) {
+  const int64_t n = a.n, nb = n / 32, np = nb / 2;
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i k80 = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m512i pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  const int8_t* aq = a.q_of(tok);
+  const float* ad = a.d_of(tok);
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < np; ++p) {
+    const __m512i au = _mm512_xor_si512(_mm512_loadu_si512(aq + 64 * p), k80);
+    const __m128 d2 = _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(ad + 2 * p)));
+    const __m512 dx = _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(d2));
+    for (int r = 0; r < R; ++r) {
+      // The hardware prefetcher alone leaves DRAM-bound decoding at a fraction of the
+      // bandwidth with several rows in flight: ask for the data a few hundred bytes ahead.
+      _mm_prefetch(reinterpret_cast<const char*>(rows[r] + Src::kPrefetchAhead +
+                                                 2 * p * Src::kBlockBytes),
+                   _MM_HINT_T0);
+      __m512i w;
+      __m512 sc;
+      Src::pair(rows[r], 2 * p, &w, &sc);
+      const __m512i nc = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, k80, w));
+      const __m512i i = _mm512_dpbusd_epi32(nc, au, w);
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(sc, dx), acc[r]);
+    }
+  }
+  const __m256i zero8 = _mm256_setzero_si256();
+  const __m256i k80h = _mm256_set1_epi8(static_cast<char>(0x80));
+  for (int r = 0; r < R; ++r) {
+    __m256 ev = _mm512_castps512_ps256(acc[r]);
+    const __m256 od = _mm512_extractf32x8_ps(acc[r], 1);
+    if (nb & 1) {
+      const int64_t b = nb - 1;
+      float d;
+      const __m256i w = Src::single(rows[r], b, &d);
+      const __m256i nc = _mm256_sub_epi32(zero8, _mm256_dpbusd_epi32(zero8, k80h, w));
+      const __m256i au = _mm256_xor_si256(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(aq + 32 * b)), k80h);
+      const __m256i i = _mm256_dpbusd_epi32(nc, au, w);
+      const __m256 pr = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_set1_ps(ad[b]));
+      ev = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), pr, ev);
+    }
+    out[r] = reduce(ev, od);
+  }
+}
+
+
+// Q4_0 decoding with the nibbles as the unsigned operand: sum (q - 8) a = sum q a - 8 sum a, the
+// second term precomputed per token (Int8Acts::neg8sum4); one masked load brings both blocks of
+// a pair (36 bytes), vpermb places their nibble bytes and scales. Same integers and float
+// operations as tile<1, 1> on the unpacked row.
+NIBBLE_AVX512_VBMI float q4_0_row_fast(const uint8_t* row, const Int8Acts& a) {
+  const int64_t n = a.n, nb = n / 32, np = nb / 2;
+  const __mmask64 m36 = (uint64_t{1} << 36) - 1;
+  alignas(64) static const uint8_t kIdxQ[64] = {
+      2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17,
+      2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17,
+      20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35,
+      20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35};
+  alignas(64) static const uint8_t kIdxD[64] = {0, 1, 18, 19};
+  const __m512i idx_q = _mm512_load_si512(kIdxQ);
+  const __m512i idx_d = _mm512_load_si512(kIdxD);
+  const __m512i shifts = _mm512_set_epi16(4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0,
+                                          4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0);
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  const int8_t* aq = a.q_of(0);
+  const float* ad = a.d_of(0);
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t p = 0; p < np; ++p) {
+    const uint8_t* b0 = row + 36 * p;
+    _mm_prefetch(reinterpret_cast<const char*>(b0 + 1024), _MM_HINT_T0);
+    const __m512i v = _mm512_maskz_loadu_epi8(m36, b0);
+    const __m512i q = _mm512_and_si512(_mm512_srlv_epi16(_mm512_permutexvar_epi8(idx_q, v), shifts), m4);
+    const __m512i i = _mm512_dpbusd_epi32(_mm512_loadu_si512(a.neg8sum4.data() + 16 * p), q,
+                                          _mm512_loadu_si512(aq + 64 * p));
+    const __m128 dv = _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi8(idx_d, v)));
+    const __m512 sc = _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(dv));
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(sc, _mm512_loadu_ps(a.dlane.data() + 16 * p)), acc);
+  }
+  __m256 ev = _mm512_castps512_ps256(acc);
+  const __m256 od = _mm512_extractf32x8_ps(acc, 1);
+  if (nb & 1) {
+    const int64_t b = nb - 1;
+    float d;
+    const __m256i w = Q4_0Src::single(row, b, &d);
+    const __m256i zero8 = _mm256_setzero_si256();
+    const __m256i k80h = _mm256_set1_epi8(static_cast<char>(0x80));
+    const __m256i nc = _mm256_sub_epi32(zero8, _mm256_dpbusd_epi32(zero8, k80h, w));
+    const __m256i au = _mm256_xor_si256(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(aq + 32 * b)), k80h);
+    const __m256i i = _mm256_dpbusd_epi32(nc, au, w);
+    const __m256 pr = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_set1_ps(ad[b]));
+    ev = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), pr, ev);
+  }
+  return reduce(ev, od);
+}
+
+bool have_vbmi() {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vbmi") != 0;
+  }();
+  return yes;
+}
+
+// One row at a time: the weights stream through memory strictly in order (rows are adjacent),
+// which DRAM-bound decoding needs more than it needs the activations reused from registers.
+template <typename Src>
+void direct(const uint8_t* const* rows, int n_rows, const Int8Acts& a, int64_t tok, float* out) {
+  for (int r = 0; r < n_rows; ++r) direct_rows<Src, 1>(rows + r, a, tok, out + r);
+}
+
+}  // namespace
+
+bool direct_dot_avx512(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,
+                       int64_t tok, float* out) {
+  switch (type) {
+    case GgmlType::Q4_0:
+      if (tok == 0 && static_cast<int64_t>(a.neg8sum4.size()) >= a.n / 4 && have_vbmi()) {
+        for (int r = 0; r < n_rows; ++r) out[r] = q4_0_row_fast(rows[r], a);
+      } else {
+        direct<Q4_0Src>(rows, n_rows, a, tok, out);
+      }
+      return true;
+    case GgmlType::Q8_0: direct<Q8_0Src>(rows, n_rows, a, tok, out); return true;
+    case GgmlType::Q6_K: direct<Q6_KSrc>(rows, n_rows, a, tok, out); return true;
+    default: return false;
+  }
+}
+
+void dot_avx512(const Int8Row* rows, int n_rows, const Int8Acts& a, int64_t tok0, int64_t n_tok,
+                float* out, int64_t ldo) {
+  switch (n_rows) {
+    case 4: return rows_tiles<4>(rows, a, tok0, n_tok, out, ldo);
+    case 3: return rows_tiles<3>(rows, a, tok0, n_tok, out, ldo);
+    case 2: return rows_tiles<2>(rows, a, tok0, n_tok, out, ldo);
+    case 1: return rows_tiles<1>(rows, a, tok0, n_tok, out, ldo);
+    default: return;
+  }
+}
+
+}  // namespace nibble::int8_kernels

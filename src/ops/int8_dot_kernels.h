@@ -1,0 +1,28 @@
+// The per-ISA implementations behind ops/int8_dot.h (internal to ops/).
+#pragma once
+
+#include "ops/int8_dot.h"
+#include "tensor/ggml_type.h"
+
+namespace nibble::int8_kernels {
+
+using DotFn = void (*)(const Int8Row* rows, int n_rows, const Int8Acts& a, int64_t tok0,
+                       int64_t n_tok, float* out, int64_t ldo);
+
+void dot_generic(const Int8Row* rows, int n_rows, const Int8Acts& a, int64_t tok0, int64_t n_tok,
+                 float* out, int64_t ldo);
+void dot_avx2(const Int8Row* rows, int n_rows, const Int8Acts& a, int64_t tok0, int64_t n_tok,
+              float* out, int64_t ldo);
+void dot_avx512(const Int8Row* rows, int n_rows, const Int8Acts& a, int64_t tok0, int64_t n_tok,
+                float* out, int64_t ldo);
+
+// Decoding straight from the stored blocks of Q4_0 / Q8_0 / Q6_K rows (AVX-512 VNNI): out[r] for
+// r < n_rows (1..4), the bits of dot_avx512 on the unpacked rows. False for other types.
+bool direct_dot_avx512(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,
+                       int64_t tok, float* out);
+
+// The offset term of one (row, token), in the fixed order of ops/int8_dot.h (shared by all ISAs:
+// it is n/16 multiply-adds against the main loop's n).
+float offset_term(const float* offset, const float* sum16, int64_t n_groups);
+
+}  // namespace nibble::int8_kernels

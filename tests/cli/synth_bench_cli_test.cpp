@@ -1,0 +1,116 @@
+// `nibble synth` and `nibble bench` from the command line: --json output parses and carries its
+// fields (GB/s = bytes per token x tokens/s), and bad arguments give one clear line and exit 1
+// without leaving an output file.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "test_util.h"
+
+namespace nibble {
+namespace {
+
+std::string bundled_model() { return test::source_dir() + "/models/nibble-tiny-e.gguf"; }
+
+std::vector<nlohmann::json> json_lines(const std::string& out) {
+  std::vector<nlohmann::json> v;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) v.push_back(nlohmann::json::parse(line));  // throws: the test fails
+  }
+  return v;
+}
+
+void expect_one_line_error(const test::CommandResult& r, const std::string& mentions) {
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.err.rfind("nibble: ", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find(mentions), std::string::npos) << r.err;
+}
+
+TEST(BenchCli, JsonLinesHaveTheFields) {
+  auto r = test::run_nibble({"bench", bundled_model(), "-p", "16", "-n", "4", "-r", "2", "-t", "1",
+                             "--membw-gbps", "10", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), 2u) << r.out;
+  EXPECT_EQ(lines[0]["test"], "pp16");
+  EXPECT_EQ(lines[1]["test"], "tg4");
+  for (const auto& j : lines) {
+    EXPECT_EQ(j["engine"], "nibble");
+    EXPECT_EQ(j["threads"], 1);
+    EXPECT_EQ(j["type"], "Q8_0");  // the bundled model's general.file_type
+    EXPECT_EQ(j["model"], "nibble-tiny-e.gguf");
+    EXPECT_EQ(j["reps"], 2);
+    ASSERT_EQ(j["samples"].size(), 2u);
+    const double ts = j["tokens_per_s"], sd = j["stddev"], gbs = j["gb_per_s"];
+    const double bpt = j["bytes_per_token"];
+    EXPECT_GT(ts, 0.0);
+    EXPECT_GE(sd, 0.0);
+    EXPECT_GT(bpt, 0.0);
+    EXPECT_NEAR(gbs, bpt * ts / 1e9, 1e-9 * gbs + 1e-12);
+    EXPECT_NEAR(j["pct_membw"].get<double>(), 100.0 * gbs / 10.0, 1e-9);
+    // Median of two samples is their mean.
+    const double a = j["samples"][0], b = j["samples"][1];
+    EXPECT_NEAR(ts, 0.5 * (a + b), 1e-9 * ts);
+    EXPECT_NEAR(sd, std::fabs(a - b) / std::sqrt(2.0), 1e-9 * (sd + 1));
+  }
+}
+
+TEST(BenchCli, TableByDefault) {
+  auto r = test::run_nibble({"bench", bundled_model(), "-p", "8", "-n", "0", "-r", "1",
+                             "--membw-gbps", "10"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("| pp8"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("tg"), std::string::npos) << r.out;  // -n 0: no tg test
+  EXPECT_NE(r.out.find("GB read per token"), std::string::npos) << r.out;
+}
+
+TEST(BenchCli, MembwJson) {
+  auto r = test::run_nibble({"bench", "--membw", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["test"], "membw");
+  EXPECT_GT(lines[0]["gb_per_s"].get<double>(), 0.1);
+  EXPECT_EQ(lines[0]["buffer_bytes"], 1u << 30);
+}
+
+TEST(BenchCli, BadArgumentsAreOneLineErrors) {
+  expect_one_line_error(test::run_nibble({"bench"}), "no model");
+  expect_one_line_error(test::run_nibble({"bench", bundled_model(), "-r", "0"}), "-r 0");
+  expect_one_line_error(test::run_nibble({"bench", bundled_model(), "-p", "0", "-n", "0"}),
+                        "nothing to measure");
+  expect_one_line_error(test::run_nibble({"bench", bundled_model(), "-b", "0"}), "-b 0");
+  expect_one_line_error(test::run_nibble({"bench", "/nonexistent/m.gguf", "--membw-gbps", "1"}),
+                        "/nonexistent/m.gguf");
+  expect_one_line_error(
+      test::run_nibble({"bench", bundled_model(), "--kv-type", "q9", "--membw-gbps", "1"}), "q9");
+  expect_one_line_error(test::run_nibble({"bench", bundled_model(), "--membw"}), "--membw");
+}
+
+TEST(SynthCli, BadArgumentsAreOneLineErrorsAndNoFile) {
+  const std::string out = test::temp_dir() + "/bad.gguf";
+  expect_one_line_error(
+      test::run_nibble({"synth", "--preset", "e3b", "--type", "Q4_0", "-o", out}), "e3b");
+  expect_one_line_error(
+      test::run_nibble({"synth", "--preset", "e2b", "--type", "Q9_9", "-o", out}), "Q9_9");
+  expect_one_line_error(
+      test::run_nibble({"synth", "--preset", "e2b", "--type", "Q4_0", "--layers", "99", "-o", out}),
+      "35 layers");
+  expect_one_line_error(
+      test::run_nibble({"synth", "--preset", "e2b", "--type", "Q2_K_S", "-o", out}),
+      "importance matrix");
+  EXPECT_FALSE(test::file_exists(out));
+  // Missing required options: CLI11's usage error, non-zero exit.
+  auto r = test::run_nibble({"synth", "--preset", "e2b", "--type", "Q4_0"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--output"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace nibble

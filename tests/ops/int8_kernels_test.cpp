@@ -1,0 +1,296 @@
+// The integer-dot path of matmul: int8 unpacking of every integer-quantized type against the
+// reference dequantizer (exact), activation quantization against the reference Q8_0 quantizer,
+// every ISA kernel against the generic one (bit for bit), and matmul against a float oracle over
+// the dequantized weights and dequantized activations.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "ops/int8_acts.h"
+#include "ops/int8_dot.h"
+#include "ops/int8_panel.h"
+#include "ops/int8_rows.h"
+#include "ops/matmul.h"
+#include "ops/reference/reference_ops.h"
+#include "ops_test_util.h"
+#include "quant/blocks.h"
+#include "quant/quant.h"
+#include "util/fp16.h"
+
+namespace nibble {
+namespace {
+
+const GgmlType kInt8Types[] = {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
+                               GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K,
+                               GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL,
+                               GgmlType::IQ4_XS};
+
+std::vector<uint8_t> quantized(GgmlType type, const std::vector<float>& v, int64_t n_in) {
+  const uint64_t rb = ggml_row_size(type, static_cast<uint64_t>(n_in));
+  const int64_t rows = static_cast<int64_t>(v.size()) / n_in;
+  std::vector<uint8_t> out(rb * static_cast<uint64_t>(rows));
+  for (int64_t r = 0; r < rows; ++r)
+    quantize_row(type, v.data() + r * n_in, out.data() + r * rb, static_cast<uint64_t>(n_in));
+  return out;
+}
+
+TEST(Int8Rows, UnpackEqualsReferenceDequantizerExactly) {
+  for (GgmlType t : kInt8Types) {
+    ASSERT_TRUE(int8_rows_supported(t)) << ggml_type_name(t);
+    const int64_t n = 512;
+    // Mixed magnitudes, with a shifted half so that the offset types get non-zero minimums.
+    auto v = test::random_floats(static_cast<size_t>(n), 7u + static_cast<uint32_t>(t), 2.0f);
+    for (int64_t i = 0; i < n / 2; ++i) v[static_cast<size_t>(i)] += 1.5f;
+    const auto bytes = quantized(t, v, n);
+    std::vector<float> want(static_cast<size_t>(n));
+    dequantize_row(t, bytes.data(), want.data(), static_cast<uint64_t>(n));
+    std::vector<int8_t> q(static_cast<size_t>(n));
+    std::vector<float> s(static_cast<size_t>(n / 4)), off(static_cast<size_t>(n / 16), 0.0f);
+    unpack_int8_row(t, bytes.data(), n, q.data(), s.data(),
+                    int8_rows_have_min(t) ? off.data() : nullptr);
+    for (int64_t i = 0; i < n; ++i) {
+      const float got = static_cast<float>(q[i]) * s[i / 4] + off[i / 16];
+      ASSERT_EQ(got, want[i]) << ggml_type_name(t) << " element " << i;
+    }
+  }
+}
+
+TEST(Int8Acts, MatchReferenceQ8_0Quantizer) {
+  const int64_t n = 256;
+  auto x = test::random_floats(static_cast<size_t>(n), 11, 3.0f);
+  x[5] = 0.0f;
+  for (int j = 64; j < 96; ++j) x[j] = 0.0f;  // an all-zero block
+  std::vector<uint8_t> ref(ggml_row_size(GgmlType::Q8_0, n));
+  quantize_row(GgmlType::Q8_0, x.data(), ref.data(), static_cast<uint64_t>(n));
+  std::vector<int8_t> q(n);
+  std::vector<float> d(n / 32), s16(n / 16);
+  quantize_act_row(x.data(), n, q.data(), d.data(), s16.data());
+  for (int64_t b = 0; b < n / 32; ++b) {
+    BlockQ8_0 blk;
+    std::memcpy(&blk, ref.data() + b * sizeof(BlockQ8_0), sizeof blk);
+    float amax = 0.0f;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[32 * b + j]));
+    EXPECT_EQ(d[b], amax / 127.0f) << "block " << b;
+    EXPECT_EQ(f32_to_f16(d[b]), blk.d) << "block " << b;
+    for (int j = 0; j < 32; ++j) ASSERT_EQ(q[32 * b + j], blk.qs[j]) << "block " << b << " " << j;
+    for (int h = 0; h < 2; ++h) {
+      int sum = 0;
+      for (int j = 0; j < 16; ++j) sum += q[32 * b + 16 * h + j];
+      EXPECT_EQ(s16[2 * b + h], d[b] * static_cast<float>(sum));
+    }
+  }
+}
+
+TEST(Int8Rows, FastUnpackEqualsPortable) {
+  for (GgmlType t : kInt8Types) {
+    const int64_t n = 1024;
+    const auto v = test::random_floats(static_cast<size_t>(n), 29u + static_cast<uint32_t>(t));
+    const auto bytes = quantized(t, v, n);
+    std::vector<int8_t> q1(n), q2(n);
+    std::vector<float> s1(n / 4), s2(n / 4), o1(n / 16, 0.0f), o2(n / 16, 0.0f);
+    const bool m = int8_rows_have_min(t);
+    unpack_int8_row(t, bytes.data(), n, q1.data(), s1.data(), m ? o1.data() : nullptr);
+    unpack_int8_row_portable(t, bytes.data(), n, q2.data(), s2.data(), m ? o2.data() : nullptr);
+    EXPECT_EQ(q1, q2) << ggml_type_name(t);
+    EXPECT_EQ(s1, s2) << ggml_type_name(t);
+    EXPECT_EQ(o1, o2) << ggml_type_name(t);
+  }
+}
+
+TEST(Int8Acts, FastRowEqualsScalarIncludingTies) {
+  const int64_t n = 4096;
+  auto x = test::random_floats(static_cast<size_t>(n), 31, 5.0f);
+  // A block with amax 127 has d = 1: k + 0.5 are exact ties (round half away from zero).
+  for (int j = 0; j < 32; ++j) x[j] = static_cast<float>(j - 16) + 0.5f;
+  x[31] = 127.0f;
+  for (int j = 32; j < 64; ++j) x[j] = -x[j - 32];
+  std::vector<int8_t> q1(n), q2(n);
+  std::vector<float> d1(n / 32), d2(n / 32), s1(n / 16), s2(n / 16);
+  quantize_act_row(x.data(), n, q1.data(), d1.data(), s1.data());
+  quantize_act_row_fast(x.data(), n, q2.data(), d2.data(), s2.data());
+  EXPECT_EQ(q1, q2);
+  EXPECT_EQ(d1, d2);
+  EXPECT_EQ(s1, s2);
+  EXPECT_EQ(q1[0], -16);  // -15.5 -> -16
+  EXPECT_EQ(q1[16], 1);   // 0.5 -> 1
+}
+
+// Every ISA this CPU runs gives the generic kernel's bits, for 1..4 rows and 1..9 tokens, odd and
+// even block counts, with and without offsets.
+TEST(Int8Dot, EveryIsaMatchesGenericBitForBit) {
+  int isas_run = 0;
+  for (const char* isa : {"avx512-vnni", "avx2"}) {
+    for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K,
+                       GgmlType::Q2_K, GgmlType::Q4_1}) {
+      const int64_t n = traits(t).block_size == 256 ? 768 : 224;  // 24 or 7 blocks of 32
+      const auto v = test::random_floats(static_cast<size_t>(4 * n), 3u + static_cast<uint32_t>(t));
+      const auto bytes = quantized(t, v, n);
+      const uint64_t rb = ggml_row_size(t, static_cast<uint64_t>(n));
+      std::vector<int8_t> q(static_cast<size_t>(4 * n));
+      std::vector<float> s(static_cast<size_t>(n)), off(static_cast<size_t>(4 * n / 16));
+      Int8Row rows[4];
+      const bool has_min = int8_rows_have_min(t);
+      for (int r = 0; r < 4; ++r) {
+        unpack_int8_row(t, bytes.data() + r * rb, n, q.data() + r * n, s.data() + r * n / 4,
+                        has_min ? off.data() + r * n / 16 : nullptr);
+        rows[r] = {q.data() + r * n, s.data() + r * n / 4, has_min ? off.data() + r * n / 16 : nullptr};
+      }
+      const auto x = test::random_floats(static_cast<size_t>(9 * n), 5);
+      Int8Acts acts;
+      quantize_acts(x.data(), 9, n, has_min, acts);
+      for (int nr = 1; nr <= 4; ++nr) {
+        for (int nt : {1, 2, 3, 4, 5, 9}) {
+          std::vector<float> want(static_cast<size_t>(nt * 4)), got(want.size());
+          ASSERT_TRUE(int8_dot_with("generic", rows, nr, acts, 0, nt, want.data(), 4));
+          if (!int8_dot_with(isa, rows, nr, acts, 0, nt, got.data(), 4)) goto next_isa;
+          for (int tt = 0; tt < nt; ++tt)
+            for (int r = 0; r < nr; ++r)
+              ASSERT_EQ(got[tt * 4 + r], want[tt * 4 + r])
+                  << isa << " " << ggml_type_name(t) << " rows " << nr << " tokens " << nt;
+        }
+      }
+    }
+    ++isas_run;
+  next_isa:;
+  }
+  std::printf("int8 kernels compared with generic: %d ISA(s); matmul uses %s\n", isas_run,
+              int8_dot_isa());
+}
+
+// The AVX-512 panel kernel gives the generic panel arithmetic's bits: every row count 1..16,
+// token counts around the 8/4/2/1 tiles, scale groups of 32 and 16, with and without offsets.
+TEST(Int8Panel, Avx512MatchesGenericBitForBit) {
+  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K,
+                     GgmlType::Q2_K, GgmlType::IQ4_XS}) {
+    const int64_t n = 512;
+    const auto v = test::random_floats(static_cast<size_t>(16 * n), 50u + static_cast<uint32_t>(t));
+    const auto bytes = quantized(t, v, n);
+    const uint64_t rb = ggml_row_size(t, static_cast<uint64_t>(n));
+    const bool has_min = int8_rows_have_min(t);
+    std::vector<int8_t> q(static_cast<size_t>(16 * n));
+    std::vector<float> s(static_cast<size_t>(4 * n)), off(static_cast<size_t>(n));
+    Int8Row rows[16];
+    for (int r = 0; r < 16; ++r) {
+      unpack_int8_row(t, bytes.data() + r * rb, n, q.data() + r * n, s.data() + r * n / 4,
+                      has_min ? off.data() + r * n / 16 : nullptr);
+      rows[r] = {q.data() + r * n, s.data() + r * n / 4, has_min ? off.data() + r * n / 16 : nullptr};
+    }
+    const auto x = test::random_floats(static_cast<size_t>(19 * n), 51);
+    Int8Acts acts;
+    quantize_acts(x.data(), 19, n, has_min, acts);
+    add_unsigned_acts(acts);
+    Int8PanelBuffer buf;
+    for (int nr : {1, 5, 16}) {
+      const Int8Panel p = buf.pack(rows, nr, n, panel_group(t));
+      for (int nt : {1, 3, 8, 15, 19}) {
+        std::vector<float> want(static_cast<size_t>(nt * 16), -1.0f), got(want);
+        panel_dot_generic(p, acts, 0, nt, want.data(), 16);
+        if (!panel_dot_avx512_checked(p, acts, 0, nt, got.data(), 16)) GTEST_SKIP() << "no AVX-512 VNNI";
+        for (size_t i = 0; i < want.size(); ++i)
+          ASSERT_EQ(got[i], want[i]) << ggml_type_name(t) << " rows " << nr << " tokens " << nt << " i " << i;
+      }
+    }
+  }
+}
+
+// matmul on integer types = the float dot of the dequantized weights with the dequantized
+// activations (d * q), up to float summation order.
+TEST(Int8Matmul, EqualsFloatOracleOnQuantizedActivations) {
+  for (GgmlType t : kInt8Types) {
+    for (int64_t n_in : {256, 1536}) {
+      for (int64_t n_tokens : {1, 3, 70}) {
+        const int64_t n_out = 37;
+        const auto v = test::random_floats(static_cast<size_t>(n_out * n_in), 9u + static_cast<uint32_t>(t));
+        const auto bytes = quantized(t, v, n_in);
+        const WeightMatrix w{t, bytes.data(), n_in, n_out, ggml_row_size(t, n_in)};
+        const auto x = test::random_floats(static_cast<size_t>(n_tokens * n_in), 17);
+        std::vector<float> xq(x.size());
+        std::vector<int8_t> q(static_cast<size_t>(n_in));
+        std::vector<float> d(static_cast<size_t>(n_in / 32));
+        for (int64_t tk = 0; tk < n_tokens; ++tk) {
+          quantize_act_row(x.data() + tk * n_in, n_in, q.data(), d.data(), nullptr);
+          for (int64_t i = 0; i < n_in; ++i) xq[tk * n_in + i] = d[i / 32] * static_cast<float>(q[i]);
+        }
+        std::vector<float> y(static_cast<size_t>(n_tokens * n_out)), want(y.size());
+        matmul(w, x.data(), n_tokens, y.data());
+        ref::matmul(t, bytes.data(), n_in, n_out, xq.data(), n_tokens, want.data());
+        test::expect_near_all(y.data(), want.data(), y.size(), 4e-6f * static_cast<float>(n_in),
+                              1e-5f, std::string(ggml_type_name(t)) + " n_in " +
+                                         std::to_string(n_in) + " tokens " + std::to_string(n_tokens));
+        // A token alone gives the same bits as in a batch of the per-row kernels; the panel
+        // kernel of long batches (ops/int8_panel.h) sums in another order: float rounding apart.
+        std::vector<float> one(static_cast<size_t>(n_out));
+        matmul(w, x.data() + (n_tokens - 1) * n_in, 1, one.data());
+        const float* in_batch = y.data() + (n_tokens - 1) * n_out;
+        if (n_tokens < kPanelMinTokens || !panel_kernel_available()) {
+          for (int64_t o = 0; o < n_out; ++o)
+            ASSERT_EQ(one[o], in_batch[o]) << ggml_type_name(t) << " row " << o;
+        } else {
+          test::expect_near_all(one.data(), in_batch, one.size(), 4e-6f * static_cast<float>(n_in),
+                                1e-5f, std::string(ggml_type_name(t)) + " alone vs batch");
+        }
+      }
+    }
+  }
+}
+
+// Against the unquantized activations the error is bounded by half an activation step per value:
+// |y - y_exact| <= sum_b (d_b / 2) * sum_{i in b} |w_i| (+ float rounding).
+TEST(Int8Matmul, ActivationQuantizationErrorWithinBound) {
+  const int64_t n_in = 2048, n_out = 64;
+  const GgmlType t = GgmlType::Q4_0;
+  const auto v = test::random_floats(static_cast<size_t>(n_out * n_in), 21);
+  const auto bytes = quantized(t, v, n_in);
+  const WeightMatrix w{t, bytes.data(), n_in, n_out, ggml_row_size(t, n_in)};
+  auto x = test::random_floats(static_cast<size_t>(n_in), 23);
+  for (int64_t i = 0; i < n_in; i += 97) x[static_cast<size_t>(i)] *= 20.0f;  // outliers
+  std::vector<float> y(n_out), want(n_out), wrow(n_in);
+  matmul(w, x.data(), 1, y.data());
+  ref::matmul(t, bytes.data(), n_in, n_out, x.data(), 1, want.data());
+  for (int64_t o = 0; o < n_out; ++o) {
+    dequantize_row(t, bytes.data() + o * w.row_bytes, wrow.data(), n_in);
+    double bound = 0.0;
+    for (int64_t b = 0; b < n_in / 32; ++b) {
+      float amax = 0.0f;
+      double wsum = 0.0;
+      for (int j = 0; j < 32; ++j) {
+        amax = std::max(amax, std::fabs(x[32 * b + j]));
+        wsum += std::fabs(wrow[32 * b + j]);
+      }
+      bound += amax / 127.0 / 2.0 * wsum;
+    }
+    EXPECT_LE(std::fabs(y[o] - want[o]), bound * 1.0001 + 1e-4) << "row " << o;
+  }
+}
+
+}  // namespace
+}  // namespace nibble
+
+namespace nibble {
+namespace {
+
+// Decoding reads Q4_0 / Q8_0 / Q6_K blocks directly on AVX-512 VNNI: the same bits as the per-row
+// kernels on unpacked rows (a batch of 3 tokens runs those), also with an odd number of blocks.
+TEST(Int8Matmul, DirectDecodeEqualsUnpackedRows) {
+  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q6_K}) {
+    for (int64_t n_in : {32, 224, 1536}) {
+      if (n_in % 256 != 0 && t == GgmlType::Q6_K) continue;
+      const int64_t n_out = 13;
+      const auto v = test::random_floats(static_cast<size_t>(n_out * n_in), 61);
+      const auto bytes = quantized(t, v, n_in);
+      const WeightMatrix w{t, bytes.data(), n_in, n_out, ggml_row_size(t, n_in)};
+      const auto x = test::random_floats(static_cast<size_t>(3 * n_in), 62);
+      std::vector<float> batch(static_cast<size_t>(3 * n_out)), one(static_cast<size_t>(n_out));
+      matmul(w, x.data(), 3, batch.data());
+      for (int64_t tk = 0; tk < 3; ++tk) {
+        matmul(w, x.data() + tk * n_in, 1, one.data());
+        for (int64_t o = 0; o < n_out; ++o)
+          ASSERT_EQ(one[o], batch[tk * n_out + o]) << ggml_type_name(t) << " n_in " << n_in;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace nibble

@@ -1,0 +1,198 @@
+// nibble bench MODEL.gguf [-p 512] [-n 128] [-t THREADS] [-r 5] [-b 512] [--json]
+//              [--membw-gbps X] [--kv-type T] [--kv-type-full T] [--kv-type-swa T]
+//              [--flash-attn on|off|auto]
+// nibble bench --membw [--json]
+// Prompt processing (pp) and generation (tg) speed with llama-bench's semantics
+// (runtime/bench.h), the bytes of weights each token reads, the GB/s that makes, and its share of
+// the machine's memory bandwidth (util/membw.h). The bandwidth is measured at the start of every
+// run (1 GiB streaming read with all hardware threads, best of 3, about a second) unless
+// --membw-gbps gives a value measured before; nothing is cached between runs.
+#include <omp.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "cli/command.h"
+#include "cli/gen_options.h"
+#include "model/registry.h"
+#include "quant/recipe.h"
+#include "runtime/bench.h"
+#include "util/membw.h"
+#include "util/progress.h"
+#include "util/thread_pool.h"
+
+namespace nibble::cli {
+namespace {
+
+struct Args {
+  std::string model;
+  int64_t n_prompt = 512, n_gen = 128, n_batch = 512;
+  int threads = 0, reps = 5;
+  bool json = false, membw_only = false;
+  double membw_gbps = 0.0;
+  uint32_t seed = 1;
+  KvFlags kv;
+};
+
+// "Q4_0", "Q4_K_M", ... from general.file_type; "unknown" otherwise.
+std::string file_type_name(const GgufFile& f) {
+  auto ft = f.metadata().get_u32("general.file_type");
+  if (!ft.ok()) return "unknown";
+  for (const auto& info : ftype_table()) {
+    if (static_cast<uint32_t>(info.ftype) == ft.value()) return info.cli_name;
+  }
+  return "ftype " + std::to_string(ft.value());
+}
+
+void print_json(const nlohmann::ordered_json& j) {
+  std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace).c_str());
+  std::fflush(stdout);
+}
+
+Result<MemBandwidth> membw(int runs) {
+  return measure_memory_bandwidth(1ull << 30, runs, 0);
+}
+
+int run_membw(const Args& a) {
+  auto m = membw(5);
+  if (!m.ok()) return fail("bench: " + m.error().message);
+  if (a.json) {
+    print_json(nlohmann::ordered_json{{"test", "membw"},
+                {"gb_per_s", m->gb_per_s},
+                {"median_gb_per_s", m->median_gb_per_s},
+                {"threads", m->threads},
+                {"buffer_bytes", m->buffer_bytes},
+                {"runs", m->runs}});
+  } else {
+    std::printf("memory bandwidth: %.2f GB/s (streaming read of %s, %d threads, best of %d; "
+                "median %.2f GB/s)\n",
+                m->gb_per_s, format_bytes(m->buffer_bytes).c_str(), m->threads, m->runs,
+                m->median_gb_per_s);
+  }
+  return 0;
+}
+
+int run(const Args& a) {
+  if (a.membw_only) {
+    if (!a.model.empty()) return fail("bench: --membw measures the machine, not a model; drop MODEL");
+    return run_membw(a);
+  }
+  if (a.model.empty()) return fail("bench: no model given (nibble bench MODEL.gguf, or --membw)");
+  BenchParams p;
+  p.n_prompt = a.n_prompt;
+  p.n_gen = a.n_gen;
+  p.n_batch = a.n_batch;
+  p.reps = a.reps;
+  p.seed = a.seed;
+  if (Status st = check_bench_params(p); !st.ok()) return fail(st.error().message);
+  if (Status st = apply_kv_flags(a.kv, p.session); !st.ok()) {
+    return fail("bench: " + st.error().message);
+  }
+  const std::string kv = describe_kv(p.session);
+  if (a.threads < 0 || a.threads > 1024) {
+    return fail("bench: -t " + std::to_string(a.threads) + ": 1..1024 threads allowed");
+  }
+  if (a.membw_gbps < 0) return fail("bench: --membw-gbps must be positive");
+  if (a.threads > 0) {
+    set_pool_threads(a.threads);
+    omp_set_num_threads(a.threads);
+  }
+  const int threads = pool_threads();
+
+  double bw = a.membw_gbps;
+  if (bw == 0.0) {
+    auto m = membw(3);
+    if (!m.ok()) return fail("bench: " + m.error().message);
+    bw = m->gb_per_s;
+  }
+
+  auto model = load_model(a.model);
+  if (!model.ok()) return fail("bench: " + model.error().message);
+  const GgufFile& file = (*model)->file();
+  auto bpt = weight_bytes_per_token(file);
+  if (!bpt.ok()) return fail("bench: " + bpt.error().message);
+  uint64_t weight_bytes = 0;
+  for (const auto& t : file.tensors()) weight_bytes += t.n_bytes;
+  const std::string type = file_type_name(file);
+  const std::string name = std::filesystem::path(a.model).filename().string();
+
+  if (!a.json) {
+    std::printf("model: %s (%s, weights %s, %.3f GB read per token), %d threads, %s, memory "
+                "bandwidth %.2f GB/s%s\n",
+                name.c_str(), type.c_str(), format_bytes(weight_bytes).c_str(), bpt.value() / 1e9,
+                threads, kv.c_str(), bw, a.membw_gbps > 0 ? " (given)" : " (measured)");
+    std::printf("| test   |          t/s (median ± sd) |   GB/s | %% membw |\n");
+    std::printf("| ------ | -------------------------: | -----: | ------: |\n");
+    std::fflush(stdout);
+  }
+  auto report = [&](const BenchResult& r) {
+    const double gbs = bpt.value() * r.median / 1e9;
+    if (a.json) {
+      print_json(nlohmann::ordered_json{{"engine", "nibble"},
+                  {"test", r.test},
+                  {"tokens_per_s", r.median},
+                  {"stddev", r.stddev},
+                  {"mean", r.mean},
+                  {"samples", r.tokens_per_s},
+                  {"gb_per_s", gbs},
+                  {"pct_membw", bw > 0 ? 100.0 * gbs / bw : 0.0},
+                  {"membw_gb_per_s", bw},
+                  {"bytes_per_token", bpt.value()},
+                  {"threads", threads},
+                  {"n_batch", a.n_batch},
+                  {"kv_type_full", ggml_type_name(p.session.kv_type_full)},
+                  {"kv_type_swa", ggml_type_name(p.session.kv_type_swa)},
+                  {"flash_attn", p.session.flash_attn != FlashAttn::kOff},
+                  {"reps", a.reps},
+                  {"type", type},
+                  {"model", name}});
+    } else {
+      std::printf("| %-6s | %14.2f ± %-10.2f | %6.2f | %6.1f%% |\n", r.test.c_str(), r.median,
+                  r.stddev, gbs, bw > 0 ? 100.0 * gbs / bw : 0.0);
+      std::fflush(stdout);
+    }
+  };
+  if (p.n_prompt > 0) {
+    auto r = bench_prompt(**model, p);
+    if (!r.ok()) return fail(r.error().message);
+    report(r.value());
+  }
+  if (p.n_gen > 0) {
+    auto r = bench_generate(**model, p);
+    if (!r.ok()) return fail(r.error().message);
+    report(r.value());
+  }
+  return 0;
+}
+
+void setup(CLI::App& app, int& exit_code) {
+  auto* cmd = app.add_subcommand(
+      "bench",
+      "Measure prompt (pp) and generation (tg) speed like llama-bench, with GB/s and the share "
+      "of memory bandwidth");
+  auto a = std::make_shared<Args>();
+  cmd->add_option("MODEL", a->model, "GGUF model (e.g. from `nibble synth`)");
+  cmd->add_option("-p,--n-prompt", a->n_prompt, "Prompt tokens of the pp test (0 = skip)")
+      ->capture_default_str();
+  cmd->add_option("-n,--n-gen", a->n_gen, "Tokens generated in the tg test (0 = skip)")
+      ->capture_default_str();
+  cmd->add_option("-b,--batch-size", a->n_batch, "Prompt batch size")->capture_default_str();
+  cmd->add_option("-t,--threads", a->threads, "Threads (default: $NIBBLE_THREADS or all cores)");
+  cmd->add_option("-r,--repetitions", a->reps, "Timed runs per test (after one warm-up run)")
+      ->capture_default_str();
+  cmd->add_option("--seed", a->seed, "Seed of the random token ids")->capture_default_str();
+  cmd->add_flag("--json", a->json, "One JSON object per line instead of a table");
+  cmd->add_flag("--membw", a->membw_only,
+                "Only measure the memory bandwidth (1 GiB streaming read, all threads, best of 5)");
+  cmd->add_option("--membw-gbps", a->membw_gbps,
+                  "Memory bandwidth in GB/s for the %% column (default: measured at the start)");
+  add_kv_options(cmd, a->kv);
+  cmd->callback([a, &exit_code] { exit_code = run(*a); });
+}
+
+}  // namespace
+NIBBLE_REGISTER_COMMAND(bench, 50, setup);
+}  // namespace nibble::cli
