@@ -256,6 +256,18 @@ TEST_F(ServerTest, ValidationErrorsAre4xxJson) {
 }
 
 #if defined(__SANITIZE_ADDRESS__)
+constexpr bool kUnderAsan = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kUnderAsan = true;
+#else
+constexpr bool kUnderAsan = false;
+#endif
+#else
+constexpr bool kUnderAsan = false;
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
 // A small AddressSanitizer quarantine for this executable, so that freed request buffers are
 // reused soon and the memory-bound check below measures the server, not the quarantine.
 extern "C" const char* __asan_default_options() { return "quarantine_size_mb=16"; }
@@ -379,7 +391,11 @@ TEST_F(ServerTest, ThousandHostileRequestsLeaveItAnswering) {
   EXPECT_EQ(n_raw, 100);
   EXPECT_GE(n_4xx, 850);
   const size_t rss2 = rss_bytes();
-  EXPECT_LT(rss2, rss1 + (32u << 20)) << "RSS after flood 1: " << rss1 << ", after flood 2: " << rss2;
+  // AddressSanitizer keeps shadow memory and per-thread allocator caches for the server's
+  // connection threads (clang's grew RSS by 35 MiB here): twice the room there. A leak of the
+  // flood's request bodies would still be far above either bound.
+  EXPECT_LT(rss2, rss1 + (kUnderAsan ? (64u << 20) : (32u << 20)))
+      << "RSS after flood 1: " << rss1 << ", after flood 2: " << rss2;
   std::printf("RSS before: %zu MiB, after flood 1: %zu MiB, after flood 2: %zu MiB\n", rss0 >> 20, rss1 >> 20, rss2 >> 20);
 #if !defined(__SANITIZE_ADDRESS__)
 #if !defined(__has_feature)
