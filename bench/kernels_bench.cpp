@@ -74,6 +74,9 @@ void matmul_args(benchmark::internal::Benchmark* b) {
     b->Args({static_cast<int64_t>(t), 1536, 6144, 1});
     b->Args({static_cast<int64_t>(t), 1536, 6144, 512});
   }
+  // L2-resident decoding (the kernels' compute speed, without the memory system): 1536 x 1024.
+  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K})
+    b->Args({static_cast<int64_t>(t), 1536, 1024, 1});
   // Much larger than the caches (DRAM-bound decoding): the E2B output head (Q6_K in the Q4_0 and
   // Q4_K_M recipes) and a 100 MB Q4_0 matrix.
   b->Args({static_cast<int64_t>(GgmlType::Q6_K), 1536, 262144, 1});

@@ -128,11 +128,14 @@ void add_decode_terms(Int8Acts& a) {
     a.neg8sum4[l] = -8 * (int32_t{q[4 * l]} + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
     a.dlane[l] = a.d[l / 8];
   }
+  a.has_decode_terms = true;
 }
 
 void quantize_acts(const float* x, int64_t n_tokens, int64_t n, bool with_sums, Int8Acts& out) {
   out.n = n;
   out.n_tokens = n_tokens;
+  out.has_sums = with_sums;
+  out.has_decode_terms = false;
   const size_t total = static_cast<size_t>(n_tokens * n);
   if (out.q.size() < total) out.q.resize(total);
   if (out.d.size() < total / 32) out.d.resize(total / 32);

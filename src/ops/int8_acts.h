@@ -17,9 +17,11 @@ struct Int8Acts {
   std::vector<float> sum16;   // [n_tokens][n / 16], only when quantized with sums
   std::vector<uint8_t> u;     // [n_tokens][n]: q + 128, only after add_unsigned_acts
   // Token 0 only, after add_decode_terms: per lane of 4 values, -8 * their sum (Q4_0's offset
-  // as unsigned nibbles) and the d of their block.
+  // as unsigned nibbles; Q6_K's is 4 times it) and the d of their block.
   std::vector<int32_t> neg8sum4;  // [n / 4]
   std::vector<float> dlane;       // [n / 4]
+  bool has_sums = false;          // sum16 is current (quantize_acts with_sums)
+  bool has_decode_terms = false;  // neg8sum4 / dlane are current (add_decode_terms)
 
   const int8_t* q_of(int64_t t) const { return q.data() + t * n; }
   const float* d_of(int64_t t) const { return d.data() + t * (n / 32); }
@@ -34,7 +36,7 @@ void quantize_acts(const float* x, int64_t n_tokens, int64_t n, bool with_sums, 
 // Fills a.u (the unsigned form q + 128 that VNNI's u8 x s8 products take) from a.q.
 void add_unsigned_acts(Int8Acts& a);
 
-// Fills a.neg8sum4 and a.dlane for token 0 (decoding Q4_0 straight from its blocks).
+// Fills a.neg8sum4 and a.dlane for token 0 (decoding Q4_0, Q4_K, Q6_K straight from blocks).
 void add_decode_terms(Int8Acts& a);
 
 // One token's row: the plain scalar form, and the vectorised one quantize_acts uses (same bytes).

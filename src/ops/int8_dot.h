@@ -29,7 +29,8 @@ void int8_dot(const Int8Row* rows, int n_rows, const Int8Acts& a, int64_t tok0, 
               float* out, int64_t ldo);
 
 // Decoding (one token) straight from stored rows of `type`, without unpacking, where this CPU
-// has such a kernel (AVX-512 VNNI: Q4_0, Q8_0, Q6_K): out[r] = dot(row r, token tok), bit-identical
+// has such a kernel (AVX-512 VNNI: Q4_0, Q8_0, Q4_K, Q6_K; Q4_0, Q4_K and Q6_K need token 0
+// with add_decode_terms): out[r] = dot(row r, token tok), bit-identical
 // to int8_dot on the unpacked rows. False (nothing written) otherwise.
 bool int8_dot_direct(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,
                      int64_t tok, float* out);

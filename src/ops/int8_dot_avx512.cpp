@@ -132,8 +132,8 @@ void rows_tiles(const Int8Row* rows, const Int8Acts& a, int64_t tok0, int64_t n_
 }
 
 
-// ---- Decoding straight from Q4_0 / Q8_0 / Q6_K blocks (no unpack buffer): the same arithmetic as
-// tile<R, 1> on the unpacked rows, the weights built in registers.
+// ---- Decoding straight from Q4_0 / Q8_0 / Q4_K / Q6_K blocks (no unpack buffer): the same
+// arithmetic as tile<R, 1> on the unpacked rows, the weights built in registers.
 
 struct Q4_0Src {
   static constexpr int kBlockBytes = 18;
@@ -190,47 +190,6 @@ struct Q8_0Src {
 };
 
 
-// Q6_K: 256 values per super-block; a pair of 32-blocks is a quarter of it. Lane scales are
-// d * scales[j] of the four 16-value sub-blocks, 4 lanes each.
-struct Q6_KSrc {
-  static constexpr int kBlockBytes = 210 / 8;  // per 32 values (for the prefetch distance)
-  static constexpr int kSuperBytes = 210;
-  static constexpr int kPrefetchAhead = 768;
-  NIBBLE_AVX512 static void pair(const uint8_t* row, int64_t b, __m512i* w, __m512* sc) {
-    const int64_t e0 = 32 * b;              // first value of the pair
-    const uint8_t* blk = row + (e0 / 256) * kSuperBytes;
-    const int quarter = static_cast<int>((e0 % 256) / 64), h = quarter / 2;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
-    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h));
-    const __m256i bq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h + 32));
-    const __m256i hq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h));
-    __m256i v0, v1;
-    if ((quarter & 1) == 0) {
-      v0 = _mm256_or_si256(_mm256_and_si256(a, m4), _mm256_and_si256(_mm256_slli_epi16(hq, 4), m30));
-      v1 = _mm256_or_si256(_mm256_and_si256(bq, m4), _mm256_and_si256(_mm256_slli_epi16(hq, 2), m30));
-    } else {
-      v0 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m4), _mm256_and_si256(hq, m30));
-      v1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bq, 4), m4),
-                           _mm256_and_si256(_mm256_srli_epi16(hq, 2), m30));
-    }
-    const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(v0), v1, 1);
-    *w = _mm512_sub_epi8(v, _mm512_set1_epi8(32));
-    uint16_t hd;
-    std::memcpy(&hd, blk + 208, 2);
-    int32_t s4;
-    std::memcpy(&s4, blk + 192 + (e0 % 256) / 16, 4);
-    const __m128 f = _mm_mul_ps(_mm_set1_ps(_cvtsh_ss(hd)),
-                                _mm_cvtepi32_ps(_mm_cvtepi8_epi32(_mm_cvtsi32_si128(s4))));
-    const __m512i idx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-    *sc = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(f));
-  }
-  // Never called: a Q6_K row is a whole number of 256-value super-blocks (an even block count).
-  NIBBLE_AVX512 static __m256i single(const uint8_t*, int64_t, float* d) {
-    *d = 0.0f;
-    return _mm256_setzero_si256();
-  }
-};
-
 template <typename Src, int R>
 NIBBLE_AVX512 void direct_rows(const uint8_t* const* rows, const Int8Acts& a, int64_t tok,
                                float* out) {
@@ -283,9 +242,11 @@ NIBBLE_AVX512 void direct_rows(const uint8_t* const* rows, const Int8Acts& a, in
 
 // Q4_0 decoding with the nibbles as the unsigned operand: sum (q - 8) a = sum q a - 8 sum a, the
 // second term precomputed per token (Int8Acts::neg8sum4); one masked load brings both blocks of
-// a pair (36 bytes), vpermb places their nibble bytes and scales. Same integers and float
-// operations as tile<1, 1> on the unpacked row.
-NIBBLE_AVX512_VBMI float q4_0_row_fast(const uint8_t* row, const Int8Acts& a) {
+// a pair (36 bytes), vpermb places their nibble bytes, and a second vpermb spreads their fp16
+// scales over the pair's 16 lanes. R rows at once (independent chains, R streams in flight).
+// Same integers and float operations as tile<1, 1> on the unpacked row.
+template <int R>
+NIBBLE_AVX512_VBMI void q4_0_rows_fast(const uint8_t* const* rows, const Int8Acts& a, float* out) {
   const int64_t n = a.n, nb = n / 32, np = nb / 2;
   const __mmask64 m36 = (uint64_t{1} << 36) - 1;
   alignas(64) static const uint8_t kIdxQ[64] = {
@@ -293,43 +254,167 @@ NIBBLE_AVX512_VBMI float q4_0_row_fast(const uint8_t* row, const Int8Acts& a) {
       2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17,
       20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35,
       20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35};
-  alignas(64) static const uint8_t kIdxD[64] = {0, 1, 18, 19};
+  alignas(32) static const uint8_t kIdxD[32] = {0,  1,  0,  1,  0,  1,  0,  1,  0,  1,  0,
+                                                1,  0,  1,  0,  1,  18, 19, 18, 19, 18, 19,
+                                                18, 19, 18, 19, 18, 19, 18, 19, 18, 19};
   const __m512i idx_q = _mm512_load_si512(kIdxQ);
-  const __m512i idx_d = _mm512_load_si512(kIdxD);
+  const __m256i idx_d = _mm256_load_si256(reinterpret_cast<const __m256i*>(kIdxD));
   const __m512i shifts = _mm512_set_epi16(4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0,
                                           4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0);
   const __m512i m4 = _mm512_set1_epi8(0x0F);
-  const __m512i pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
   const int8_t* aq = a.q_of(0);
   const float* ad = a.d_of(0);
-  __m512 acc = _mm512_setzero_ps();
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   for (int64_t p = 0; p < np; ++p) {
-    const uint8_t* b0 = row + 36 * p;
-    _mm_prefetch(reinterpret_cast<const char*>(b0 + 1024), _MM_HINT_T0);
-    const __m512i v = _mm512_maskz_loadu_epi8(m36, b0);
-    const __m512i q = _mm512_and_si512(_mm512_srlv_epi16(_mm512_permutexvar_epi8(idx_q, v), shifts), m4);
-    const __m512i i = _mm512_dpbusd_epi32(_mm512_loadu_si512(a.neg8sum4.data() + 16 * p), q,
-                                          _mm512_loadu_si512(aq + 64 * p));
-    const __m128 dv = _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi8(idx_d, v)));
-    const __m512 sc = _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(dv));
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(sc, _mm512_loadu_ps(a.dlane.data() + 16 * p)), acc);
+    const __m512i au = _mm512_loadu_si512(aq + 64 * p);
+    const __m512i nc = _mm512_loadu_si512(a.neg8sum4.data() + 16 * p);
+    const __m512 dx = _mm512_loadu_ps(a.dlane.data() + 16 * p);
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* b0 = rows[r] + 36 * p;
+      _mm_prefetch(reinterpret_cast<const char*>(b0 + 1024), _MM_HINT_T0);
+      const __m512i v = _mm512_maskz_loadu_epi8(m36, b0);
+      const __m512i q =
+          _mm512_and_si512(_mm512_srlv_epi16(_mm512_permutexvar_epi8(idx_q, v), shifts), m4);
+      const __m512i i = _mm512_dpbusd_epi32(nc, q, au);
+      const __m512 sc =
+          _mm512_cvtph_ps(_mm256_permutexvar_epi8(idx_d, _mm512_castsi512_si256(v)));
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(sc, dx), acc[r]);
+    }
   }
-  __m256 ev = _mm512_castps512_ps256(acc);
-  const __m256 od = _mm512_extractf32x8_ps(acc, 1);
-  if (nb & 1) {
-    const int64_t b = nb - 1;
-    float d;
-    const __m256i w = Q4_0Src::single(row, b, &d);
-    const __m256i zero8 = _mm256_setzero_si256();
-    const __m256i k80h = _mm256_set1_epi8(static_cast<char>(0x80));
-    const __m256i nc = _mm256_sub_epi32(zero8, _mm256_dpbusd_epi32(zero8, k80h, w));
-    const __m256i au = _mm256_xor_si256(
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(aq + 32 * b)), k80h);
-    const __m256i i = _mm256_dpbusd_epi32(nc, au, w);
-    const __m256 pr = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_set1_ps(ad[b]));
-    ev = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), pr, ev);
+  for (int r = 0; r < R; ++r) {
+    __m256 ev = _mm512_castps512_ps256(acc[r]);
+    const __m256 od = _mm512_extractf32x8_ps(acc[r], 1);
+    if (nb & 1) {
+      const int64_t b = nb - 1;
+      float d;
+      const __m256i w = Q4_0Src::single(rows[r], b, &d);
+      const __m256i zero8 = _mm256_setzero_si256();
+      const __m256i k80h = _mm256_set1_epi8(static_cast<char>(0x80));
+      const __m256i nc = _mm256_sub_epi32(zero8, _mm256_dpbusd_epi32(zero8, k80h, w));
+      const __m256i au = _mm256_xor_si256(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(aq + 32 * b)), k80h);
+      const __m256i i = _mm256_dpbusd_epi32(nc, au, w);
+      const __m256 pr = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_set1_ps(ad[b]));
+      ev = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), pr, ev);
+    }
+    out[r] = reduce(ev, od);
   }
-  return reduce(ev, od);
+}
+
+// Q4_K decoding from its 144-byte super-blocks (256 values: d, dmin, 12 bytes of 6-bit scales
+// and mins, 128 bytes of nibbles; the low nibbles of bytes 32k..32k+31 are sub-block 2k, the high
+// ones sub-block 2k + 1). The nibbles are unsigned, so they are vpdpbusd's unsigned operand and
+// the signed activations the other. Lane scales d * sc and offsets -(dmin * m) are the floats
+// the unpacker writes; the offset term runs in offsets<>'s order. Same bits as tile<1, 1> on the
+// unpacked row (tested).
+NIBBLE_AVX512 float q4_k_row(const uint8_t* row, const Int8Acts& a) {
+  const int64_t n_super = a.n / 256;
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i shifts = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
+  const __m512i dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+  const __m512 sign = _mm512_set1_ps(-0.0f);
+  const int8_t* aq = a.q_of(0);
+  const float* s16 = a.sum16_of(0);
+  __m512 acc = _mm512_setzero_ps();
+  __m256 moff = _mm256_setzero_ps();
+  for (int64_t sb = 0; sb < n_super; ++sb) {
+    const uint8_t* blk = row + 144 * sb;
+    _mm_prefetch(reinterpret_cast<const char*>(blk + 1024), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(blk + 1024 + 64), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(blk + 1024 + 128), _MM_HINT_T0);
+    uint16_t hd, hm;
+    std::memcpy(&hd, blk, 2);
+    std::memcpy(&hm, blk + 2, 2);
+    // The 6-bit scales (bytes 0..7 of u) and mins (bytes 8..15), as k4_scale_min reads them.
+    uint32_t u[4];
+    std::memcpy(u, blk + 4, 12);
+    u[3] = ((u[2] >> 4) & 0x0F0F0F0Fu) | (((u[1] >> 6) & 0x03030303u) << 4);
+    const uint32_t mins_lo = u[1] & 0x3F3F3F3Fu;
+    u[1] = (u[2] & 0x0F0F0F0Fu) | (((u[0] >> 6) & 0x03030303u) << 4);
+    u[0] &= 0x3F3F3F3Fu;
+    u[2] = mins_lo;
+    const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
+    const __m256 sc8 = _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(hd)),
+                                     _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm)));
+    const __m256 mn8 = _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(hm)),
+                                     _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))));
+    // Offsets per 16 values: -(dmin * m) twice per sub-block, 16 groups in two chunks of 8.
+    const __m512 off = _mm512_xor_ps(_mm512_permutexvar_ps(dup, _mm512_castps256_ps512(mn8)), sign);
+    moff = _mm256_fmadd_ps(_mm512_castps512_ps256(off), _mm256_loadu_ps(s16 + 16 * sb), moff);
+    moff = _mm256_fmadd_ps(_mm512_extractf32x8_ps(off, 1), _mm256_loadu_ps(s16 + 16 * sb + 8), moff);
+    const __m512 sc16 = _mm512_castps256_ps512(sc8);
+    for (int k = 0; k < 4; ++k) {
+      const int64_t p = 4 * sb + k;  // pair of 32-blocks
+      const __m512i v = _mm512_broadcast_i64x4(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * k)));
+      const __m512i q = _mm512_and_si512(_mm512_srlv_epi64(v, shifts), m4);
+      const __m512i i = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q,
+                                            _mm512_loadu_si512(aq + 64 * p));
+      const __m512i pick = _mm512_set_epi32(2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1,
+                                            2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k,
+                                            2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k);
+      const __m512 sc = _mm512_permutexvar_ps(pick, sc16);
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i),
+                            _mm512_mul_ps(sc, _mm512_loadu_ps(a.dlane.data() + 16 * p)), acc);
+    }
+  }
+  float v[8];
+  _mm256_storeu_ps(v, moff);
+  const float off = ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
+  return reduce(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1)) + off;
+}
+
+// Q6_K decoding from its 210-byte super-blocks (ql[128] low nibbles, qh[64] high 2 bits,
+// scales[16], d). Values are q - 32 with q in 0..63 unsigned: q is vpdpbusd's unsigned operand
+// and -32 * sum(a) per lane (4 * Int8Acts::neg8sum4) its starting value. Per 128-value half n:
+// ql[64n..64n+63] in one load, qh[32n..32n+31] in both 256-bit halves; the pair of values 0..63
+// takes the low nibbles and qh bits 0-1 / 2-3, the pair 64..127 the high nibbles and bits 4-5 /
+// 6-7. Lane scales d * scales[j] (16 values = 4 lanes each). Same bits as tile<1, 1> on the
+// unpacked row (tested).
+NIBBLE_AVX512 float q6_k_row(const uint8_t* row, const Int8Acts& a) {
+  const int64_t n_super = a.n / 256;
+  const __m512i m0f = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+  const __m512i lshift = _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4);  // qh bits 2-3 | 0-1 -> 4-5
+  const __m512i rshift = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);  // qh bits 6-7 | 4-5 -> 4-5
+  const int8_t* aq = a.q_of(0);
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t sb = 0; sb < n_super; ++sb) {
+    const uint8_t* blk = row + 210 * sb;
+    _mm_prefetch(reinterpret_cast<const char*>(blk + 1024), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(blk + 1024 + 64), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(blk + 1024 + 128), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(blk + 1024 + 192), _MM_HINT_T0);
+    uint16_t hd;
+    std::memcpy(&hd, blk + 208, 2);
+    const __m512 sc16 = _mm512_mul_ps(
+        _mm512_set1_ps(_cvtsh_ss(hd)),
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192)))));
+    for (int h = 0; h < 2; ++h) {
+      const __m512i ql = _mm512_loadu_si512(blk + 64 * h);
+      const __m512i qh = _mm512_broadcast_i64x4(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h)));
+      const __m512i q0 = _mm512_ternarylogic_epi32(_mm512_and_si512(ql, m0f),
+                                                   _mm512_sllv_epi64(qh, lshift), m30, 0xF8);
+      const __m512i q1 =
+          _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi64(ql, 4), m0f),
+                                    _mm512_srlv_epi64(qh, rshift), m30, 0xF8);
+      for (int k = 0; k < 2; ++k) {
+        const int64_t p = 4 * sb + 2 * h + k;  // pair of 32-blocks
+        const int j = 8 * h + 4 * k;            // first 16-value sub-block of the pair
+        const __m512i nc = _mm512_slli_epi32(_mm512_loadu_si512(a.neg8sum4.data() + 16 * p), 2);
+        const __m512i i = _mm512_dpbusd_epi32(nc, k == 0 ? q0 : q1,
+                                              _mm512_loadu_si512(aq + 64 * p));
+        const __m512i pick = _mm512_set_epi32(j + 3, j + 3, j + 3, j + 3, j + 2, j + 2, j + 2,
+                                              j + 2, j + 1, j + 1, j + 1, j + 1, j, j, j, j);
+        const __m512 sc = _mm512_permutexvar_ps(pick, sc16);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i),
+                              _mm512_mul_ps(sc, _mm512_loadu_ps(a.dlane.data() + 16 * p)), acc);
+      }
+    }
+  }
+  return reduce(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
 }
 
 bool have_vbmi() {
@@ -353,14 +438,21 @@ bool direct_dot_avx512(GgmlType type, const uint8_t* const* rows, int n_rows, co
                        int64_t tok, float* out) {
   switch (type) {
     case GgmlType::Q4_0:
-      if (tok == 0 && static_cast<int64_t>(a.neg8sum4.size()) >= a.n / 4 && have_vbmi()) {
-        for (int r = 0; r < n_rows; ++r) out[r] = q4_0_row_fast(rows[r], a);
+      if (tok == 0 && a.has_decode_terms && have_vbmi()) {
+        for (int r = 0; r < n_rows; ++r) q4_0_rows_fast<1>(rows + r, a, out + r);
       } else {
         direct<Q4_0Src>(rows, n_rows, a, tok, out);
       }
       return true;
+    case GgmlType::Q4_K:
+      if (tok != 0 || !a.has_decode_terms || !a.has_sums || a.n % 256 != 0) return false;
+      for (int r = 0; r < n_rows; ++r) out[r] = q4_k_row(rows[r], a);
+      return true;
     case GgmlType::Q8_0: direct<Q8_0Src>(rows, n_rows, a, tok, out); return true;
-    case GgmlType::Q6_K: direct<Q6_KSrc>(rows, n_rows, a, tok, out); return true;
+    case GgmlType::Q6_K:
+      if (tok != 0 || !a.has_decode_terms || a.n % 256 != 0) return false;
+      for (int r = 0; r < n_rows; ++r) out[r] = q6_k_row(rows[r], a);
+      return true;
     default: return false;
   }
 }

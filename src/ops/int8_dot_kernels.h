@@ -16,7 +16,7 @@ void dot_avx2(const Int8Row* rows, int n_rows, const Int8Acts& a, int64_t tok0, 
 void dot_avx512(const Int8Row* rows, int n_rows, const Int8Acts& a, int64_t tok0, int64_t n_tok,
                 float* out, int64_t ldo);
 
-// Decoding straight from the stored blocks of Q4_0 / Q8_0 / Q6_K rows (AVX-512 VNNI): out[r] for
+// Decoding straight from the stored blocks of Q4_0 / Q8_0 / Q4_K / Q6_K rows (AVX-512 VNNI): out[r] for
 // r < n_rows (1..4), the bits of dot_avx512 on the unpacked rows. False for other types.
 bool direct_dot_avx512(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,
                        int64_t tok, float* out);

@@ -2,6 +2,7 @@
 #include "util/thread_pool.h"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -11,6 +12,31 @@
 namespace nibble {
 
 namespace {
+
+// How long an idle thread spins before it sleeps: longer than the serial stretches between the
+// parallel regions of one decoded token (norms, RoPE, sampling: tens of microseconds), so the
+// workers stay awake through a token (a futex wake-up per matmul cost ~10% of decoding speed),
+// short enough that a waiting chat or server burns no core.
+constexpr auto kSpin = std::chrono::microseconds(200);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Spins until pred() holds or kSpin has passed; returns pred().
+template <typename Pred>
+bool spin_until(Pred pred) {
+  const auto until = std::chrono::steady_clock::now() + kSpin;
+  for (int i = 1;; ++i) {
+    if (pred()) return true;
+    cpu_relax();
+    if ((i & 63) == 0 && std::chrono::steady_clock::now() >= until) return pred();
+  }
+}
 
 class Pool {
  public:
@@ -22,6 +48,7 @@ class Pool {
       std::lock_guard<std::mutex> lock(mu_);
       stop_ = true;
       ++generation_;
+      published_.store(generation_, std::memory_order_release);
     }
     cv_.notify_all();
     for (auto& t : workers_) t.join();
@@ -30,6 +57,7 @@ class Pool {
   int n_threads() const { return static_cast<int>(workers_.size()) + 1; }
 
   void run(int64_t n_tasks, const std::function<void(int64_t)>& fn) {
+    bool wake = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
       fn_ = &fn;
@@ -37,14 +65,16 @@ class Pool {
       ++generation_;
       done_.store(0, std::memory_order_relaxed);
       ticket_.store(job_bits(generation_), std::memory_order_release);
+      published_.store(generation_, std::memory_order_release);
+      wake = sleepers_ > 0;
     }
-    cv_.notify_all();
+    if (wake) cv_.notify_all();
     work(generation_, &fn, n_tasks);
-    // Wait for tasks still running on workers: spin briefly, then sleep.
-    for (int spin = 0; done_.load(std::memory_order_acquire) < n_tasks; ++spin) {
-      if (spin < 2000) continue;
+    // Wait for tasks still running on workers: spin, then sleep.
+    const auto finished = [&] { return done_.load(std::memory_order_acquire) >= n_tasks; };
+    if (!spin_until(finished)) {
       std::unique_lock<std::mutex> lock(mu_);
-      done_cv_.wait(lock, [&] { return done_.load(std::memory_order_acquire) >= n_tasks; });
+      done_cv_.wait(lock, finished);
     }
     std::lock_guard<std::mutex> lock(mu_);
     fn_ = nullptr;
@@ -82,9 +112,15 @@ class Pool {
     for (;;) {
       const std::function<void(int64_t)>* fn;
       int64_t n;
+      // Spin on the published generation first; the job itself is read under the lock.
+      spin_until([&] { return published_.load(std::memory_order_acquire) != seen; });
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return generation_ != seen; });
+        if (generation_ == seen) {
+          ++sleepers_;
+          cv_.wait(lock, [&] { return generation_ != seen; });
+          --sleepers_;
+        }
         seen = generation_;
         if (stop_) return;
         if (fn_ == nullptr) continue;
@@ -99,11 +135,13 @@ class Pool {
   std::mutex mu_;
   std::condition_variable cv_, done_cv_;
   uint64_t generation_ = 0;
+  int sleepers_ = 0;  // workers waiting on cv_ (run() only notifies when there are some)
   bool stop_ = false;
   const std::function<void(int64_t)>* fn_ = nullptr;
   int64_t n_tasks_ = 0;
   std::atomic<uint64_t> ticket_{0};  // (job << 32) | next task
   std::atomic<int64_t> done_{0};
+  std::atomic<uint64_t> published_{0};  // generation_, readable without the lock
 };
 
 std::atomic<int> g_requested_threads{0};

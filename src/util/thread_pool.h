@@ -1,6 +1,6 @@
-// ThreadPool: the workers behind the multithreaded kernels (matmul, attention). Workers sleep on
-// a condition variable between jobs, after a short spin, so serial stretches of the forward pass
-// do not burn a core (libgomp's default spin-wait of ~300k iterations after every parallel
+// ThreadPool: the workers behind the multithreaded kernels (matmul, attention). Idle workers spin
+// for 200 microseconds (through the serial stretches of one decoded token), then sleep on a
+// condition variable, so a waiting chat or server does not burn a core (libgomp's default spin-wait of ~300k iterations after every parallel
 // region halved single-thread speed on SMT siblings and shared machines). Tasks are handed out
 // dynamically, so a descheduled worker only delays the task it holds.
 // Threads: set_pool_threads(), else $NIBBLE_THREADS, else std::thread::hardware_concurrency().

@@ -273,9 +273,9 @@ namespace {
 // Decoding reads Q4_0 / Q8_0 / Q6_K blocks directly on AVX-512 VNNI: the same bits as the per-row
 // kernels on unpacked rows (a batch of 3 tokens runs those), also with an odd number of blocks.
 TEST(Int8Matmul, DirectDecodeEqualsUnpackedRows) {
-  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q6_K}) {
-    for (int64_t n_in : {32, 224, 1536}) {
-      if (n_in % 256 != 0 && t == GgmlType::Q6_K) continue;
+  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q6_K, GgmlType::Q4_K}) {
+    for (int64_t n_in : {32, 224, 1536, 2304}) {
+      if (n_in % 256 != 0 && (t == GgmlType::Q6_K || t == GgmlType::Q4_K)) continue;
       const int64_t n_out = 13;
       const auto v = test::random_floats(static_cast<size_t>(n_out * n_in), 61);
       const auto bytes = quantized(t, v, n_in);
