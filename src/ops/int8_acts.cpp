@@ -131,11 +131,38 @@ void add_decode_terms(Int8Acts& a) {
   a.has_decode_terms = true;
 }
 
+void add_q4_0_decode_terms(Int8Acts& a) {
+  const int64_t nb = a.n / 32, n_groups = nb / 4, n_chunks = (n_groups + 3) / 4;
+  a.q4_lohi.resize(static_cast<size_t>(128 * n_groups));
+  a.q4_corr.resize(static_cast<size_t>(16 * n_groups));
+  a.q4_dperm.assign(static_cast<size_t>(16 * n_chunks), 0.0f);
+  const int8_t* q = a.q.data();
+  for (int64_t g = 0; g < n_groups; ++g) {
+    int8_t* lo = a.q4_lohi.data() + 128 * g;
+    for (int k = 0; k < 4; ++k) {
+      const int8_t* blk = q + 32 * (4 * g + k);
+      std::memcpy(lo + 16 * k, blk, 16);
+      std::memcpy(lo + 64 + 16 * k, blk + 16, 16);
+      for (int j = 0; j < 4; ++j) {
+        int32_t s = 0;
+        for (int i = 0; i < 4; ++i) s += int32_t{blk[4 * j + i]} + blk[16 + 4 * j + i];
+        a.q4_corr[static_cast<size_t>(16 * g + 4 * k + j)] = -8 * s;
+      }
+    }
+  }
+  for (int64_t g = 0; g < n_groups; ++g) {
+    const int64_t c = g / 4, m = g % 4;
+    for (int k = 0; k < 4; ++k) a.q4_dperm[static_cast<size_t>(16 * c + 4 * k + m)] = a.d[4 * g + k];
+  }
+  a.has_q4_0_terms = true;
+}
+
 void quantize_acts(const float* x, int64_t n_tokens, int64_t n, bool with_sums, Int8Acts& out) {
   out.n = n;
   out.n_tokens = n_tokens;
   out.has_sums = with_sums;
   out.has_decode_terms = false;
+  out.has_q4_0_terms = false;
   const size_t total = static_cast<size_t>(n_tokens * n);
   if (out.q.size() < total) out.q.resize(total);
   if (out.d.size() < total / 32) out.d.resize(total / 32);

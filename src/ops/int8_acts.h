@@ -16,12 +16,20 @@ struct Int8Acts {
   std::vector<float> d;       // [n_tokens][n / 32]
   std::vector<float> sum16;   // [n_tokens][n / 16], only when quantized with sums
   std::vector<uint8_t> u;     // [n_tokens][n]: q + 128, only after add_unsigned_acts
-  // Token 0 only, after add_decode_terms: per lane of 4 values, -8 * their sum (Q4_0's offset
-  // as unsigned nibbles; Q6_K's is 4 times it) and the d of their block.
+  // Token 0 only, after add_decode_terms: per lane of 4 values, -8 * their sum (an offset of -8
+  // on unsigned weights; Q6_K's -32 is 4 times it) and the d of their block.
   std::vector<int32_t> neg8sum4;  // [n / 4]
   std::vector<float> dlane;       // [n / 4]
+  // Token 0 only, after add_q4_0_decode_terms (ops/q4_0_decode_avx512.cpp's layout): per group
+  // of 4 blocks, the 4 x 16 values that meet low nibbles then the 4 x 16 that meet high ones;
+  // per lane of that layout -8 * the sum of its 8 values; per chunk of 16 blocks the blocks' d
+  // with lane 4k + m holding block 4m + k (zero past the last full group).
+  std::vector<int8_t> q4_lohi;    // [n / 128 groups][128]
+  std::vector<int32_t> q4_corr;   // [n / 128 groups][16]
+  std::vector<float> q4_dperm;    // [chunks][16]
   bool has_sums = false;          // sum16 is current (quantize_acts with_sums)
   bool has_decode_terms = false;  // neg8sum4 / dlane are current (add_decode_terms)
+  bool has_q4_0_terms = false;    // q4_lohi / q4_corr / q4_dperm are current
 
   const int8_t* q_of(int64_t t) const { return q.data() + t * n; }
   const float* d_of(int64_t t) const { return d.data() + t * (n / 32); }
@@ -36,8 +44,10 @@ void quantize_acts(const float* x, int64_t n_tokens, int64_t n, bool with_sums, 
 // Fills a.u (the unsigned form q + 128 that VNNI's u8 x s8 products take) from a.q.
 void add_unsigned_acts(Int8Acts& a);
 
-// Fills a.neg8sum4 and a.dlane for token 0 (decoding Q4_0, Q4_K, Q6_K straight from blocks).
+// Fills a.neg8sum4 and a.dlane for token 0 (decoding Q4_K and Q6_K straight from blocks).
 void add_decode_terms(Int8Acts& a);
+// Fills a.q4_lohi, a.q4_corr and a.q4_dperm for token 0 (Q4_0 decoding with block sums).
+void add_q4_0_decode_terms(Int8Acts& a);
 
 // One token's row: the plain scalar form, and the vectorised one quantize_acts uses (same bytes).
 void quantize_act_row(const float* x, int64_t n, int8_t* q, float* d, float* sum16);

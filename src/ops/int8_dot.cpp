@@ -113,6 +113,11 @@ bool int8_dot_direct(GgmlType type, const uint8_t* const* rows, int n_rows, cons
   return int8_kernels::direct_dot_avx512(type, rows, n_rows, a, tok, out);
 }
 
+bool int8_decode_matches_batch(GgmlType type) {
+  return !(type == GgmlType::Q4_0 && chosen().fn == int8_kernels::dot_avx512 &&
+           int8_kernels::q4_0_decode_available());
+}
+
 bool int8_dot_with(const char* isa, const Int8Row* rows, int n_rows, const Int8Acts& a,
                    int64_t tok0, int64_t n_tok, float* out, int64_t ldo) {
   if (!cpu_has(isa)) return false;

@@ -35,6 +35,10 @@ void int8_dot(const Int8Row* rows, int n_rows, const Int8Acts& a, int64_t tok0, 
 bool int8_dot_direct(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,
                      int64_t tok, float* out);
 
+// False when decoding rows of `type` rounds differently from the same token in a batch: Q4_0 on
+// AVX-512 VBMI sums each block's products as integers first (ops/q4_0_decode_avx512.cpp).
+bool int8_decode_matches_batch(GgmlType type);
+
 // The instruction set the kernels use: "avx512-vnni", "avx2" or "generic". Chosen once from the
 // CPU; $NIBBLE_ISA (one of those names) forces a lower one (tests, benchmarks).
 const char* int8_dot_isa();

@@ -15,8 +15,6 @@ namespace nibble::int8_kernels {
 namespace {
 
 #define NIBBLE_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx2,fma,f16c")))
-#define NIBBLE_AVX512_VBMI \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx512vbmi,avx2,fma,f16c")))
 
 NIBBLE_AVX512 inline float reduce(__m256 e, __m256 o) {
   const __m256 s = _mm256_add_ps(e, o);
@@ -240,68 +238,6 @@ NIBBLE_AVX512 void direct_rows(const uint8_t* const* rows, const Int8Acts& a, in
 }
 
 
-// Q4_0 decoding with the nibbles as the unsigned operand: sum (q - 8) a = sum q a - 8 sum a, the
-// second term precomputed per token (Int8Acts::neg8sum4); one masked load brings both blocks of
-// a pair (36 bytes), vpermb places their nibble bytes, and a second vpermb spreads their fp16
-// scales over the pair's 16 lanes. R rows at once (independent chains, R streams in flight).
-// Same integers and float operations as tile<1, 1> on the unpacked row.
-template <int R>
-NIBBLE_AVX512_VBMI void q4_0_rows_fast(const uint8_t* const* rows, const Int8Acts& a, float* out) {
-  const int64_t n = a.n, nb = n / 32, np = nb / 2;
-  const __mmask64 m36 = (uint64_t{1} << 36) - 1;
-  alignas(64) static const uint8_t kIdxQ[64] = {
-      2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17,
-      2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17,
-      20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35,
-      20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35};
-  alignas(32) static const uint8_t kIdxD[32] = {0,  1,  0,  1,  0,  1,  0,  1,  0,  1,  0,
-                                                1,  0,  1,  0,  1,  18, 19, 18, 19, 18, 19,
-                                                18, 19, 18, 19, 18, 19, 18, 19, 18, 19};
-  const __m512i idx_q = _mm512_load_si512(kIdxQ);
-  const __m256i idx_d = _mm256_load_si256(reinterpret_cast<const __m256i*>(kIdxD));
-  const __m512i shifts = _mm512_set_epi16(4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0,
-                                          4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0);
-  const __m512i m4 = _mm512_set1_epi8(0x0F);
-  const int8_t* aq = a.q_of(0);
-  const float* ad = a.d_of(0);
-  __m512 acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-  for (int64_t p = 0; p < np; ++p) {
-    const __m512i au = _mm512_loadu_si512(aq + 64 * p);
-    const __m512i nc = _mm512_loadu_si512(a.neg8sum4.data() + 16 * p);
-    const __m512 dx = _mm512_loadu_ps(a.dlane.data() + 16 * p);
-    for (int r = 0; r < R; ++r) {
-      const uint8_t* b0 = rows[r] + 36 * p;
-      _mm_prefetch(reinterpret_cast<const char*>(b0 + 1024), _MM_HINT_T0);
-      const __m512i v = _mm512_maskz_loadu_epi8(m36, b0);
-      const __m512i q =
-          _mm512_and_si512(_mm512_srlv_epi16(_mm512_permutexvar_epi8(idx_q, v), shifts), m4);
-      const __m512i i = _mm512_dpbusd_epi32(nc, q, au);
-      const __m512 sc =
-          _mm512_cvtph_ps(_mm256_permutexvar_epi8(idx_d, _mm512_castsi512_si256(v)));
-      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(sc, dx), acc[r]);
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    __m256 ev = _mm512_castps512_ps256(acc[r]);
-    const __m256 od = _mm512_extractf32x8_ps(acc[r], 1);
-    if (nb & 1) {
-      const int64_t b = nb - 1;
-      float d;
-      const __m256i w = Q4_0Src::single(rows[r], b, &d);
-      const __m256i zero8 = _mm256_setzero_si256();
-      const __m256i k80h = _mm256_set1_epi8(static_cast<char>(0x80));
-      const __m256i nc = _mm256_sub_epi32(zero8, _mm256_dpbusd_epi32(zero8, k80h, w));
-      const __m256i au = _mm256_xor_si256(
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(aq + 32 * b)), k80h);
-      const __m256i i = _mm256_dpbusd_epi32(nc, au, w);
-      const __m256 pr = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_set1_ps(ad[b]));
-      ev = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), pr, ev);
-    }
-    out[r] = reduce(ev, od);
-  }
-}
-
 // Q4_K decoding from its 144-byte super-blocks (256 values: d, dmin, 12 bytes of 6-bit scales
 // and mins, 128 bytes of nibbles; the low nibbles of bytes 32k..32k+31 are sub-block 2k, the high
 // ones sub-block 2k + 1). The nibbles are unsigned, so they are vpdpbusd's unsigned operand and
@@ -320,9 +256,9 @@ NIBBLE_AVX512 float q4_k_row(const uint8_t* row, const Int8Acts& a) {
   __m256 moff = _mm256_setzero_ps();
   for (int64_t sb = 0; sb < n_super; ++sb) {
     const uint8_t* blk = row + 144 * sb;
-    _mm_prefetch(reinterpret_cast<const char*>(blk + 1024), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(blk + 1024 + 64), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(blk + 1024 + 128), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(blk + kDecodePrefetch), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(blk + kDecodePrefetch + 64), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(blk + kDecodePrefetch + 128), _MM_HINT_T0);
     uint16_t hd, hm;
     std::memcpy(&hd, blk, 2);
     std::memcpy(&hm, blk + 2, 2);
@@ -381,10 +317,10 @@ NIBBLE_AVX512 float q6_k_row(const uint8_t* row, const Int8Acts& a) {
   __m512 acc = _mm512_setzero_ps();
   for (int64_t sb = 0; sb < n_super; ++sb) {
     const uint8_t* blk = row + 210 * sb;
-    _mm_prefetch(reinterpret_cast<const char*>(blk + 1024), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(blk + 1024 + 64), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(blk + 1024 + 128), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(blk + 1024 + 192), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(blk + kDecodePrefetch), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(blk + kDecodePrefetch + 64), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(blk + kDecodePrefetch + 128), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(blk + kDecodePrefetch + 192), _MM_HINT_T0);
     uint16_t hd;
     std::memcpy(&hd, blk + 208, 2);
     const __m512 sc16 = _mm512_mul_ps(
@@ -417,13 +353,6 @@ NIBBLE_AVX512 float q6_k_row(const uint8_t* row, const Int8Acts& a) {
   return reduce(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
 }
 
-bool have_vbmi() {
-  static const bool yes = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512vbmi") != 0;
-  }();
-  return yes;
-}
 
 // One row at a time: the weights stream through memory strictly in order (rows are adjacent),
 // which DRAM-bound decoding needs more than it needs the activations reused from registers.
@@ -434,12 +363,20 @@ void direct(const uint8_t* const* rows, int n_rows, const Int8Acts& a, int64_t t
 
 }  // namespace
 
+bool q4_0_decode_available() {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vbmi") != 0 && __builtin_cpu_supports("avx512vnni") != 0;
+  }();
+  return yes;
+}
+
 bool direct_dot_avx512(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,
                        int64_t tok, float* out) {
   switch (type) {
     case GgmlType::Q4_0:
-      if (tok == 0 && a.has_decode_terms && have_vbmi()) {
-        for (int r = 0; r < n_rows; ++r) q4_0_rows_fast<1>(rows + r, a, out + r);
+      if (tok == 0 && a.has_q4_0_terms && q4_0_decode_available()) {
+        q4_0_decode_rows(rows, n_rows, a, out);
       } else {
         direct<Q4_0Src>(rows, n_rows, a, tok, out);
       }

@@ -6,6 +6,12 @@
 
 namespace nibble::int8_kernels {
 
+// How far ahead (bytes) the decoding kernels that read Q4_0 / Q4_K / Q6_K blocks directly
+// prefetch the row they stream (rows are read one after another, so this runs into the next).
+// 4 KiB: on the development machine (AMD EPYC, 2 threads) 1 KiB left the Q4_0 and Q6_K
+// kernels at 33 / 29 GB/s out of cache, 4 KiB gives 36 / 35 (nibble_kernel_bench).
+inline constexpr int kDecodePrefetch = 4096;
+
 using DotFn = void (*)(const Int8Row* rows, int n_rows, const Int8Acts& a, int64_t tok0,
                        int64_t n_tok, float* out, int64_t ldo);
 
@@ -20,6 +26,12 @@ void dot_avx512(const Int8Row* rows, int n_rows, const Int8Acts& a, int64_t tok0
 // r < n_rows (1..4), the bits of dot_avx512 on the unpacked rows. False for other types.
 bool direct_dot_avx512(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,
                        int64_t tok, float* out);
+
+// Decoding Q4_0 rows with per-block integer sums (AVX-512 VBMI + VNNI; needs
+// add_q4_0_decode_terms): out[r] for r < n_rows, the arithmetic in ops/q4_0_decode_avx512.cpp.
+void q4_0_decode_rows(const uint8_t* const* rows, int n_rows, const Int8Acts& a, float* out);
+// True when this CPU runs q4_0_decode_row.
+bool q4_0_decode_available();
 
 // The offset term of one (row, token), in the fixed order of ops/int8_dot.h (shared by all ISAs:
 // it is n/16 multiply-adds against the main loop's n).

@@ -141,9 +141,9 @@ void matmul_int8(const WeightMatrix& w, const float* x, int64_t n_tokens, float*
   const bool has_min = int8_rows_have_min(w.type);
   Int8Acts& acts = acts_buffer();
   quantize_acts(x, n_tokens, n_in, has_min, acts);
-  if (n_tokens == 1 && (w.type == GgmlType::Q4_0 || w.type == GgmlType::Q4_K ||
-                        w.type == GgmlType::Q6_K))
+  if (n_tokens == 1 && (w.type == GgmlType::Q4_K || w.type == GgmlType::Q6_K))
     add_decode_terms(acts);
+  if (n_tokens == 1 && w.type == GgmlType::Q4_0) add_q4_0_decode_terms(acts);
 
   if (n_tokens >= kPanelMinTokens && panel_kernel_available()) {
     matmul_panels(w, acts, has_min, y);
