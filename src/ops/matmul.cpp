@@ -210,10 +210,11 @@ void matmul_int8(const WeightMatrix& w, const float* x, int64_t n_tokens, float*
       }
     }
   };
-  // Decoding streams the weights once: two threads pay off from ~half a million weights (MoE
-  // experts, small projections), where the float path's compute-bound threshold would not.
+  // Decoding streams the weights once: two threads pay off from ~128K weights (E2B's K/V and PLE
+  // projections, MoE experts: the pool's workers spin between a token's jobs, so a small job
+  // costs no wake-up), where the float path's compute-bound threshold would not.
   const bool parallel = n_tasks > 1 && (worth_parallel(w, n_tokens, n_tasks) ||
-                                        (n_tokens == 1 && n_out * n_in >= (int64_t{1} << 19)));
+                                        (n_tokens == 1 && n_out * n_in >= (int64_t{1} << 17)));
   run_tasks(parallel, n_tasks, task);
 }
 
