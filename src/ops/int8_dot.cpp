@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "ops/int8_dot_kernels.h"
+#include "util/cpu_features.h"
 
 namespace nibble {
 
@@ -109,8 +110,21 @@ const char* int8_dot_isa() { return chosen().name; }
 
 bool int8_dot_direct(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,
                      int64_t tok, float* out) {
-  if (chosen().fn != int8_kernels::dot_avx512) return false;
-  return int8_kernels::direct_dot_avx512(type, rows, n_rows, a, tok, out);
+  if (chosen().fn == int8_kernels::dot_avx512)
+    return int8_kernels::direct_dot_avx512(type, rows, n_rows, a, tok, out);
+  if (chosen().fn == int8_kernels::dot_avx2 && cpu_has_f16c())
+    return int8_kernels::direct_dot_avx2(type, rows, n_rows, a, tok, out);
+  return false;
+}
+
+bool int8_dot_direct_with(const char* isa, GgmlType type, const uint8_t* const* rows, int n_rows,
+                          const Int8Acts& a, int64_t tok, float* out) {
+  if (!cpu_has(isa)) return false;
+  if (std::strcmp(isa, "avx512-vnni") == 0)
+    return int8_kernels::direct_dot_avx512(type, rows, n_rows, a, tok, out);
+  if (std::strcmp(isa, "avx2") == 0 && cpu_has_f16c())
+    return int8_kernels::direct_dot_avx2(type, rows, n_rows, a, tok, out);
+  return false;
 }
 
 bool int8_decode_matches_batch(GgmlType type) {

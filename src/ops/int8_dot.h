@@ -3,7 +3,10 @@
 //
 // Every ISA computes every (row, token) result with the same arithmetic, so results are
 // bit-identical across AVX-512, AVX2 and the generic code, and a token's result does not depend
-// on the batch it came in (prompt processing == one-token decoding):
+// on the batch it came in (prompt processing == one-token decoding). Two exceptions round
+// differently (float rounding, ~1e-7 relative): the 16-row panels of batches of 16 tokens or
+// more (ops/int8_panel.h), and Q4_0 decoding on AVX-512 VBMI, which sums each block's products
+// as integers first (ops/q4_0_decode_avx512.cpp; int8_decode_matches_batch). The arithmetic:
 //   per block b of 32 and lane j (4 values): i = sum of 4 int8 products (exact int32);
 //   acc[b odd][j] = fma(float(i), scale[8b+j] * d[b], acc[b odd][j]);
 //   s[j] = acc[0][j] + acc[1][j];  r = ((s0+s4)+(s2+s6)) + ((s1+s5)+(s3+s7));
@@ -29,8 +32,8 @@ void int8_dot(const Int8Row* rows, int n_rows, const Int8Acts& a, int64_t tok0, 
               float* out, int64_t ldo);
 
 // Decoding (one token) straight from stored rows of `type`, without unpacking, where this CPU
-// has such a kernel (AVX-512 VNNI: Q4_0, Q8_0, Q4_K, Q6_K; Q4_0, Q4_K and Q6_K need token 0
-// with add_decode_terms): out[r] = dot(row r, token tok), bit-identical
+// has such a kernel (AVX-512 VNNI: Q4_0, Q8_0, Q4_K, Q6_K; AVX2 + F16C: Q4_0, Q4_K, Q6_K; all
+// but Q8_0 need token 0 with add_decode_terms, Q4_0 with AVX-512 VBMI add_q4_0_decode_terms): out[r] = dot(row r, token tok), bit-identical
 // to int8_dot on the unpacked rows. False (nothing written) otherwise.
 bool int8_dot_direct(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,
                      int64_t tok, float* out);
@@ -42,6 +45,11 @@ bool int8_decode_matches_batch(GgmlType type);
 // The instruction set the kernels use: "avx512-vnni", "avx2" or "generic". Chosen once from the
 // CPU; $NIBBLE_ISA (one of those names) forces a lower one (tests, benchmarks).
 const char* int8_dot_isa();
+
+// For tests: int8_dot_direct with one specific ISA's kernels (false if this CPU cannot run them
+// or they do not cover the case).
+bool int8_dot_direct_with(const char* isa, GgmlType type, const uint8_t* const* rows, int n_rows,
+                          const Int8Acts& a, int64_t tok, float* out);
 
 // For tests: run one specific implementation (false if this CPU cannot run it).
 bool int8_dot_with(const char* isa, const Int8Row* rows, int n_rows, const Int8Acts& a,

@@ -141,9 +141,14 @@ void matmul_int8(const WeightMatrix& w, const float* x, int64_t n_tokens, float*
   const bool has_min = int8_rows_have_min(w.type);
   Int8Acts& acts = acts_buffer();
   quantize_acts(x, n_tokens, n_in, has_min, acts);
-  if (n_tokens == 1 && (w.type == GgmlType::Q4_K || w.type == GgmlType::Q6_K))
-    add_decode_terms(acts);
-  if (n_tokens == 1 && w.type == GgmlType::Q4_0) add_q4_0_decode_terms(acts);
+  if (n_tokens == 1 && (w.type == GgmlType::Q4_0 || w.type == GgmlType::Q4_K ||
+                        w.type == GgmlType::Q6_K)) {
+    if (w.type == GgmlType::Q4_0 && !int8_decode_matches_batch(w.type)) {
+      add_q4_0_decode_terms(acts);  // the block-sum kernel's terms
+    } else {
+      add_decode_terms(acts);
+    }
+  }
 
   if (n_tokens >= kPanelMinTokens && panel_kernel_available()) {
     matmul_panels(w, acts, has_min, y);
@@ -166,8 +171,9 @@ void matmul_int8(const WeightMatrix& w, const float* x, int64_t n_tokens, float*
     const int64_t r0 = k * rows_per_task;
     const int64_t nr = std::min(rows_per_task, n_out - r0);
     if (n_tokens == 1) {
-      // Decode: straight from the stored blocks where a kernel reads them (Q4_0, Q8_0, Q4_K,
-      // Q6_K on AVX-512 VNNI); else unpack 4 rows, dot, move on (the rows stay in L1).
+      // Decode: straight from the stored blocks where a kernel reads them (Q4_0, Q4_K, Q6_K on
+      // AVX-512 VNNI and AVX2, Q8_0 on AVX-512 VNNI); else unpack 4 rows, dot, move on (the
+      // rows stay in L1).
       buf.reserve(4, n_in);
       for (int64_t r = 0; r < nr; r += 4) {
         const int m = static_cast<int>(std::min<int64_t>(4, nr - r));

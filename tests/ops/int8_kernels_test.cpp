@@ -299,6 +299,50 @@ TEST(Int8Matmul, DirectDecodeEqualsUnpackedRows) {
   }
 }
 
+// Each ISA's direct decoding kernels (reading the stored blocks) against that ISA's kernel on the
+// unpacked rows, bit for bit, called explicitly so that every kernel this CPU can run is covered
+// whichever one matmul picks.
+TEST(Int8Matmul, DirectKernelsOfEveryIsaEqualUnpackedRows) {
+  int covered = 0;
+  for (const char* isa : {"avx512-vnni", "avx2"}) {
+    for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
+      for (int64_t n_in : {256, 1536, 2304}) {
+        const int64_t n_out = 6;
+        auto v = test::random_floats(static_cast<size_t>(n_out * n_in), 81, 1.5f);
+        for (size_t i = 0; i < v.size(); i += 3) v[i] += 0.7f;  // non-zero minimums for Q4_K
+        const auto bytes = quantized(t, v, n_in);
+        const uint64_t rb = ggml_row_size(t, static_cast<uint64_t>(n_in));
+        const auto x = test::random_floats(static_cast<size_t>(n_in), 82, 2.0f);
+        Int8Acts acts;
+        quantize_acts(x.data(), 1, n_in, int8_rows_have_min(t), acts);
+        add_decode_terms(acts);
+        const uint8_t* rows[4];
+        std::vector<int8_t> q(static_cast<size_t>(4 * n_in));
+        std::vector<float> sc(static_cast<size_t>(n_in)), off(static_cast<size_t>(n_in / 4));
+        for (int64_t r0 = 0; r0 < n_out; r0 += 4) {
+          const int m = static_cast<int>(std::min<int64_t>(4, n_out - r0));
+          Int8Row unpacked[4];
+          for (int i = 0; i < m; ++i) {
+            rows[i] = bytes.data() + (r0 + i) * rb;
+            unpack_int8_row(t, rows[i], n_in, q.data() + i * n_in, sc.data() + i * (n_in / 4),
+                            int8_rows_have_min(t) ? off.data() + i * (n_in / 16) : nullptr);
+            unpacked[i] = {q.data() + i * n_in, sc.data() + i * (n_in / 4),
+                           int8_rows_have_min(t) ? off.data() + i * (n_in / 16) : nullptr};
+          }
+          float direct[4], want[4];
+          if (!int8_dot_direct_with(isa, t, rows, m, acts, 0, direct)) continue;
+          ASSERT_TRUE(int8_dot_with(isa, unpacked, m, acts, 0, 1, want, 1));
+          ++covered;
+          for (int i = 0; i < m; ++i)
+            ASSERT_EQ(direct[i], want[i]) << isa << " " << ggml_type_name(t) << " n_in " << n_in
+                                          << " row " << r0 + i;
+        }
+      }
+    }
+  }
+  if (covered == 0) GTEST_SKIP() << "this CPU has no direct decoding kernels (no AVX2/AVX-512)";
+}
+
 // Q4_0 decoding with per-block integer sums (ops/q4_0_decode_avx512.cpp) against a scalar
 // version of the arithmetic its header states, bit for bit: chunks of 16 blocks with lane
 // 4k + m holding block 16c + 4m + k (a partial last chunk padded with zeros), the fixed
