@@ -30,6 +30,11 @@ NIBBLE_AVX2_F16C inline float f16(const uint8_t* p) {
   return _cvtsh_ss(h);
 }
 
+// The fp16 at p in all 8 lanes (vpbroadcastw from memory, then one conversion).
+NIBBLE_AVX2_F16C inline __m256 f16x8(const uint8_t* p) {
+  return _mm256_cvtph_ps(_mm_broadcastw_epi16(_mm_loadu_si16(p)));
+}
+
 // Exact int32 lanes of 4 products: unsigned weights q (< 64) times signed activations, plus the
 // lane's correction term.
 NIBBLE_AVX2_F16C inline __m256i lanes(__m256i q, const int8_t* a, __m256i corr) {
@@ -54,7 +59,7 @@ NIBBLE_AVX2_F16C float q4_0_row(const uint8_t* row, const Int8Acts& a) {
     const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
     const __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), m4);
     const __m256i corr = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.neg8sum4.data() + 8 * b));
-    accumulate(lanes(q, aq + 32 * b, corr), _mm256_set1_ps(f16(blk)), a.dlane.data() + 8 * b,
+    accumulate(lanes(q, aq + 32 * b, corr), f16x8(blk), a.dlane.data() + 8 * b,
                &acc[b & 1]);
   }
   return reduce(acc[0], acc[1]);
