@@ -56,6 +56,7 @@ Result<KvReport> Engine::kv_report(const ModelParams& p) const {
   KvReport r;
   r.n_ctx = context_for(p);
   r.types = KvTypes{so.kv_type_full, so.kv_type_swa};
+  r.types.recent = so.kv_recent;
   r.flash = so.flash_attn != FlashAttn::kOff;
   const auto layout = model_->kv_layout();
   NIBBLE_TRY(KvCache::check(layout, r.types));
@@ -156,6 +157,7 @@ Status Engine::prepare_session(const ModelParams& p) {
   const bool same = session_ && session_->n_ctx() == n_ctx &&
                     session_->kv_cache().types().full == so.kv_type_full &&
                     session_->kv_cache().types().swa == so.kv_type_swa &&
+                    session_->kv_cache().types().recent == so.kv_recent &&
                     session_->kv_cache().flash() == (so.flash_attn != FlashAttn::kOff);
   if (same) return ok_status();
   session_.reset();

@@ -28,6 +28,13 @@ void kv_store(const KvView& kv, const float* k, const float* v, int64_t pos0, in
       for (int64_t g = 0; g < kv.n_head_kv; ++g) {
         kv_encode_row(kv.type, src + g * kv.head_dim, dst + g * kv.head_bytes(), kv.head_dim);
       }
+      if (kv.n_recent > 0) {  // the same (rotated) row at f16 in the recent ring
+        uint8_t* rdst = kind == 0 ? kv.rk_at(pos0 + t) : kv.rv_at(pos0 + t);
+        for (int64_t g = 0; g < kv.n_head_kv; ++g) {
+          kv_encode_row(GgmlType::F16, src + g * kv.head_dim, rdst + g * kv.recent_head_bytes(),
+                        kv.head_dim);
+        }
+      }
     }
   }
 }
@@ -57,7 +64,7 @@ void attention_materialized(const KvView& kv, const float* q, float* out, int64_
   const int64_t n_work = n_tokens * n_head;
   const int64_t max_keys = pos0 + n_tokens;
   const size_t n_p = static_cast<size_t>(window > 0 && window < max_keys ? window : max_keys);
-  const bool direct = kv.type == GgmlType::F32;  // rows are read in place
+  const bool direct = kv.type == GgmlType::F32 && kv.n_recent == 0;  // rows are read in place
   auto one = [&](int64_t w) {
     thread_local std::vector<float> p, kbuf, vbuf;
     if (p.size() < n_p) p.resize(n_p);
@@ -78,8 +85,13 @@ void attention_materialized(const KvView& kv, const float* q, float* out, int64_
     };
     if (!direct) {
       for (int64_t s = 0; s < n_keys; ++s) {
-        kv_decode_row(kv.type, kv.k_head(lo + s, g), kbuf.data() + s * d, d);
-        kv_decode_row(kv.type, kv.v_head(lo + s, g), vbuf.data() + s * d, d);
+        if (kv.use_recent(pos, lo + s)) {
+          kv_decode_row(GgmlType::F16, kv.rk_head(lo + s, g), kbuf.data() + s * d, d);
+          kv_decode_row(GgmlType::F16, kv.rv_head(lo + s, g), vbuf.data() + s * d, d);
+        } else {
+          kv_decode_row(kv.type, kv.k_head(lo + s, g), kbuf.data() + s * d, d);
+          kv_decode_row(kv.type, kv.v_head(lo + s, g), vbuf.data() + s * d, d);
+        }
       }
     }
     const float* qh = q + (t * n_head + h) * d;

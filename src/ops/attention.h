@@ -4,7 +4,9 @@
 // head h reads KV head h / (n_head / n_head_kv). With kv.flash it runs the flash kernel
 // (ops/flash_attention.h); otherwise one (token, head) per task materializes that query's
 // scores, softmax and weighted sum (dequantizing the rows it reads). Both read every KV type,
-// and a query's result never depends on how the tokens were split into batches.
+// and a query's result never depends on how the tokens were split into batches. A view with an
+// f16 recent ring (KvView::n_recent) gets every row in both stores, and a query reads its last
+// n_recent rows from the ring (ops/kv_view.h).
 // Oracle: ref::attention_kv.
 #pragma once
 

@@ -2,6 +2,7 @@
 #include "ops/flash_attention.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -194,23 +195,36 @@ struct Job {
 
   // Partial softmax of the keys of chunk c for the queries of token block tb, KV head g.
   void run_chunk(int64_t g, int64_t tb, int64_t c, float* states) const {
-    thread_local std::vector<float> kt, vt;
+    thread_local std::vector<float> kt, vt, krt, vrt;
     const float* kp[kFlashTile];
     const float* vp[kFlashTile];
+    const float* kr[kFlashTile];  // f16 ring rows (recent keys), decoded
+    const float* vr[kFlashTile];
+    const float* kq[kFlashTile];  // one query's choice per key: ring or quantized row
+    const float* vq[kFlashTile];
     float s[kFlashTile], s2[kFlashTile];
     if (!direct && kt.size() < static_cast<size_t>(kFlashTile * d)) {
       kt.resize(static_cast<size_t>(kFlashTile * d));
       vt.resize(static_cast<size_t>(kFlashTile * d));
+    }
+    const int64_t n_recent = kv->n_recent;
+    if (n_recent > 0 && krt.size() < static_cast<size_t>(kFlashTile * d)) {
+      krt.resize(static_cast<size_t>(kFlashTile * d));
+      vrt.resize(static_cast<size_t>(kFlashTile * d));
     }
     const int64_t t0 = t_begin(tb), t1 = t_end(tb);
     clear(states, n_states(tb));
     const int64_t c_lo = c * kFlashChunk;
     const int64_t key_lo = std::max(c_lo, lo(t0));
     const int64_t key_hi = std::min(c_lo + kFlashChunk - 1, hi(t1 - 1));
+    // Keys some query of the block reads from the f16 ring: s > hi(t0) - n_recent; keys some
+    // query reads quantized: s <= hi(t1 - 1) - n_recent. Tiles near the diagonal can hold both.
+    const int64_t recent_from = n_recent > 0 ? hi(t0) - n_recent + 1 : INT64_MAX;
+    const int64_t quant_to = n_recent > 0 ? hi(t1 - 1) - n_recent : INT64_MAX;
     for (int64_t ts = c_lo; ts < c_lo + kFlashChunk; ts += kFlashTile) {
       const int64_t a = std::max(ts, key_lo), b = std::min(ts + kFlashTile - 1, key_hi);
       if (a > b) continue;
-      for (int64_t p = a; p <= b; ++p) {
+      for (int64_t p = a; p <= std::min(b, quant_to); ++p) {
         const int64_t j = p - ts;
         if (direct) {
           kp[j] = reinterpret_cast<const float*>(kv->k_head(p, g));
@@ -222,10 +236,29 @@ struct Job {
           vp[j] = vt.data() + j * d;
         }
       }
+      const bool mixed = b >= recent_from;  // some query reads some key of this tile at f16
+      for (int64_t p = std::max(a, recent_from); p <= b; ++p) {
+        const int64_t j = p - ts;
+        kv_decode_row(GgmlType::F16, kv->rk_head(p, g), krt.data() + j * d, d);
+        kv_decode_row(GgmlType::F16, kv->rv_head(p, g), vrt.data() + j * d, d);
+        kr[j] = krt.data() + j * d;
+        vr[j] = vrt.data() + j * d;
+      }
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t ra = std::max(ts, lo(t)) - ts, rb = std::min(ts + kFlashTile - 1, hi(t)) - ts;
         if (ra > rb) continue;
         const int64_t nk = rb - ra + 1;
+        const float* const* kpt = kp;
+        const float* const* vpt = vp;
+        if (mixed) {  // this query's rows: the ring for its last n_recent keys
+          for (int64_t j = ra; j <= rb; ++j) {
+            const bool r = kv->use_recent(hi(t), ts + j);
+            kq[j] = r ? kr[j] : kp[j];
+            vq[j] = r ? vr[j] : vp[j];
+          }
+          kpt = kq;
+          vpt = vq;
+        }
         for (int64_t hh = 0; hh < group;) {
           // Two query heads at a time share the K and V loads (AVX2); the bits per query are
           // the same as one at a time.
@@ -239,14 +272,14 @@ struct Job {
           }
 #ifdef NIBBLE_FLASH_X86
           if (nq == 2) {
-            scores2_avx2(qh[0], qh[1], kp + ra, nk, d, scale, sc[0], sc[1]);
+            scores2_avx2(qh[0], qh[1], kpt + ra, nk, d, scale, sc[0], sc[1]);
           } else if (simd) {
-            scores_avx2(qh[0], kp + ra, nk, d, scale, sc[0]);
+            scores_avx2(qh[0], kpt + ra, nk, d, scale, sc[0]);
           } else {
-            scores_generic(qh[0], kp + ra, nk, d, scale, sc[0]);
+            scores_generic(qh[0], kpt + ra, nk, d, scale, sc[0]);
           }
 #else
-          scores_generic(qh[0], kp + ra, nk, d, scale, sc[0]);
+          scores_generic(qh[0], kpt + ra, nk, d, scale, sc[0]);
 #endif
           for (int64_t u = 0; u < nq; ++u) {
             float* e = sc[u];
@@ -267,14 +300,14 @@ struct Job {
           }
 #ifdef NIBBLE_FLASH_X86
           if (nq == 2) {
-            weighted_sum2_avx2(sc[0], sc[1], vp + ra, nk, d, st[0] + 2, st[1] + 2);
+            weighted_sum2_avx2(sc[0], sc[1], vpt + ra, nk, d, st[0] + 2, st[1] + 2);
           } else if (simd) {
-            weighted_sum_avx2(sc[0], vp + ra, nk, d, st[0] + 2);
+            weighted_sum_avx2(sc[0], vpt + ra, nk, d, st[0] + 2);
           } else {
-            weighted_sum_generic(sc[0], vp + ra, nk, d, st[0] + 2);
+            weighted_sum_generic(sc[0], vpt + ra, nk, d, st[0] + 2);
           }
 #else
-          weighted_sum_generic(sc[0], vp + ra, nk, d, st[0] + 2);
+          weighted_sum_generic(sc[0], vpt + ra, nk, d, st[0] + 2);
 #endif
           hh += nq;
         }
@@ -345,7 +378,7 @@ void flash_attention(const KvView& kv, const float* q, float* out, int64_t n_tok
   job.d = kv.head_dim;
   job.stride = kv.head_dim + 2;
   job.scale = scale;
-  job.direct = kv.type == GgmlType::F32;
+  job.direct = kv.type == GgmlType::F32 && kv.n_recent == 0;
 #ifdef NIBBLE_FLASH_X86
   job.simd = kHaveAvx2Fma && job.d % 8 == 0;
 #else

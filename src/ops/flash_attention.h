@@ -9,7 +9,10 @@
 // depends only on its position, so batched prompts and token-by-token decoding agree bit for
 // bit. The inner loops (scores of a query against a tile, the V-weighted sum) have AVX2+FMA
 // versions that take two query heads at a time, chosen at load time; queries stay f32 (keys are
-// dequantized, not queries quantized), so every KV type shares one kernel. Oracle:
+// dequantized, not queries quantized), so every KV type shares one kernel. With an f16 recent
+// ring (KvView::n_recent), a tile that some query of the block reads partly from the ring (near
+// the diagonal) is decoded in both versions and each query picks per key; older tiles are
+// decoded from the quantized rows only. Oracle:
 // ref::attention_kv.
 #pragma once
 

@@ -1,4 +1,5 @@
-// KV row codecs. Encoding goes through the reference quantizers (a batch writes few rows);
+// KV row codecs. Encoding goes through the reference quantizers (a batch writes few rows; f16
+// rows, which quantized caches also write for their recent ring, use F16C when present);
 // decoding is on the attention hot path, so it has F16C / AVX2 variants picked at load time.
 // Every variant computes each element the same way (one int->float conversion and one multiply
 // by the block scale, as ggml's dequantize_row_*), so all agree bit for bit.
@@ -61,6 +62,22 @@ __attribute__((target("avx,f16c"))) void decode_f16_f16c(const uint8_t* src, flo
     _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(h));
   }
   decode_f16_scalar(src + 2 * i, dst + i, n - i);
+}
+// f32 -> f16, round to nearest even: the same bits as f32_to_f16 for every non-NaN value (NaN
+// payloads aside; cache rows are finite). Every stored row of an f16 cache or of a quantized
+// cache's recent ring goes through it.
+__attribute__((target("avx,f16c"))) void encode_f16_f16c(const float* src, uint8_t* dst,
+                                                         int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h =
+        _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 2 * i), h);
+  }
+  for (; i < n; ++i) {
+    const uint16_t h = f32_to_f16(src[i]);
+    std::memcpy(dst + 2 * i, &h, 2);
+  }
 }
 // 8 int8 values (low 8 bytes of b) -> floats times d.
 __attribute__((target("avx2,f16c"))) inline void i8x8_times(__m128i b, __m256 d, float* y) {
@@ -134,6 +151,9 @@ void kv_encode_row(GgmlType type, const float* src, uint8_t* dst, int64_t n) {
       std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
       return;
     case GgmlType::F16:
+#ifdef NIBBLE_KV_X86
+      if (kHaveF16c) return encode_f16_f16c(src, dst, n);
+#endif
       for (int64_t i = 0; i < n; ++i) {
         const uint16_t h = f32_to_f16(src[i]);
         std::memcpy(dst + 2 * i, &h, 2);

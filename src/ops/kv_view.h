@@ -4,6 +4,15 @@
 // `window` positions). Rows are post-norm, post-RoPE K and post-norm V, stored as `type`
 // (f32, f16, q8_0 or q4_0; ggml's block layouts): one slot row is n_head_kv heads of head_dim
 // elements, each head a whole number of blocks, so head g of a row starts at g * head_bytes().
+//
+// Recent rows at f16 (KIVI-style): a quantized view may also keep the last n_recent positions in
+// an f16 ring (rk / rv, n_recent_slots rows of [n_head_kv, head_dim] f16, slot = pos mod
+// n_recent_slots, rotated like the quantized rows when `rotate` is set). kv_store writes every
+// row to both; a query at position p reads row s from the ring when p - s < n_recent
+// (use_recent), else from the quantized rows. The rule depends only on (p, s), so a query's
+// result does not depend on how the tokens were batched. n_recent_slots must be at least
+// n_recent + n_tokens - 1 for the largest batch (the first query of a batch still reads the
+// n_recent - 1 rows before it).
 #pragma once
 
 #include <cstdint>
@@ -46,6 +55,11 @@ struct KvView {
   // Rows are stored Hadamard-rotated (ops/kv_rows.h kv_rotate): kv_store rotates K and V before
   // quantizing, attention rotates the queries and its output. On by default for q8_0 / q4_0.
   bool rotate = false;
+  // The f16 ring of recent rows (see the top of this file); n_recent 0: none.
+  uint8_t* rk = nullptr;
+  uint8_t* rv = nullptr;
+  int64_t n_recent = 0;
+  int64_t n_recent_slots = 0;
 
   int64_t row_size() const { return n_head_kv * head_dim; }  // elements per slot row
   uint64_t head_bytes() const { return kv_bytes(type, head_dim); }
@@ -59,6 +73,23 @@ struct KvView {
   }
   const uint8_t* v_head(int64_t pos, int64_t g) const {
     return v_at(pos) + static_cast<uint64_t>(g) * head_bytes();
+  }
+  // A query at position p reads row s (s <= p) from the f16 ring.
+  bool use_recent(int64_t p, int64_t s) const { return p - s < n_recent; }
+  uint64_t recent_head_bytes() const { return kv_bytes(GgmlType::F16, head_dim); }
+  uint64_t recent_row_bytes() const { return recent_head_bytes() * static_cast<uint64_t>(n_head_kv); }
+  uint8_t* rk_at(int64_t pos) const {
+    return rk + static_cast<uint64_t>(pos % n_recent_slots) * recent_row_bytes();
+  }
+  uint8_t* rv_at(int64_t pos) const {
+    return rv + static_cast<uint64_t>(pos % n_recent_slots) * recent_row_bytes();
+  }
+  // Head g of the f16 K / V row at `pos` in the ring (n_recent > 0).
+  const uint8_t* rk_head(int64_t pos, int64_t g) const {
+    return rk_at(pos) + static_cast<uint64_t>(g) * recent_head_bytes();
+  }
+  const uint8_t* rv_head(int64_t pos, int64_t g) const {
+    return rv_at(pos) + static_cast<uint64_t>(g) * recent_head_bytes();
   }
 };
 

@@ -170,6 +170,7 @@ Result<FitResult> fit(const FitRequest& req,
     o.n_batch = req.n_batch;
     o.kv_type_full = kv.full;
     o.kv_type_swa = kv.swa;
+    o.kv_recent = req.kv_recent;
     o.n_threads = req.n_threads;
     return o;
   };

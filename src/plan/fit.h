@@ -41,6 +41,7 @@ struct FitRequest {
   uint64_t vram_bytes = 0;  // budget for VRAM (0 = no GPU)
   int64_t ctx_min = 4096;
   int64_t n_batch = 256;
+  int64_t kv_recent = 32;  // f16 recent positions of quantized KV layers (KvTypes::recent)
   int n_threads = 1;
   bool type_fixed = false;  // a quantized GGUF: its types stay
 };

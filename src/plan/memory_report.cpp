@@ -162,6 +162,7 @@ Result<MemoryPlan> plan_for_run(const Model& model, const KvCache& kv, int64_t n
   o.n_batch = n_batch;
   o.kv_type_full = kv.types().full;
   o.kv_type_swa = kv.types().swa;
+  o.kv_recent = kv.types().recent;
   o.n_threads = n_threads;
   o.n_ctx_used = n_past;
   o.tokenizer = tokenizer;

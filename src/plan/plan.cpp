@@ -306,6 +306,10 @@ Result<MemoryPlan> make_plan(const PlanModel& model, const PlanOptions& o) {
   if (o.n_threads < 1 || o.n_threads > 4096) {
     return make_error(ErrorCode::kInvalidArgument, "threads %d is out of range [1, 4096]", o.n_threads);
   }
+  if (o.kv_recent < 0 || o.kv_recent > kKvRecentMax) {
+    return make_error(ErrorCode::kInvalidArgument, "--kv-recent %lld is out of range (choose 0 to %lld)",
+                      static_cast<long long>(o.kv_recent), static_cast<long long>(kKvRecentMax));
+  }
   for (GgmlType t : {o.kv_type_full, o.kv_type_swa}) {
     if (t != GgmlType::F32 && t != GgmlType::F16 && t != GgmlType::Q8_0 && t != GgmlType::Q4_0) {
       return make_error(ErrorCode::kInvalidArgument, "KV cache type %s is not one of f32, f16, q8_0, q4_0",
@@ -434,7 +438,9 @@ Result<MemoryPlan> make_plan(const PlanModel& model, const PlanOptions& o) {
       const int64_t ring_slots = window - 1 + p.n_batch;
       k.ring = window > 0 && ring_slots < p.n_ctx;
       k.n_slots = k.ring ? ring_slots : p.n_ctx;
-      k.bytes = static_cast<uint64_t>(k.n_slots) * kv_slot_bytes(k.type, k.n_head_kv, k.head_dim);
+      k.n_recent_slots = kv_recent_slots(k.type, o.kv_recent, p.n_ctx, p.n_batch);
+      k.bytes = static_cast<uint64_t>(k.n_slots) * kv_slot_bytes(k.type, k.n_head_kv, k.head_dim) +
+                static_cast<uint64_t>(k.n_recent_slots) * kv_slot_bytes(GgmlType::F16, k.n_head_kv, k.head_dim);
       (lc.is_sliding ? p.kv_swa_bytes : p.kv_full_bytes) += k.bytes;
       (lc.is_sliding ? p.n_kv_swa_layers : p.n_kv_full_layers) += 1;
       (k.device == Device::kGpu ? p.kv_gpu_bytes : p.kv_cpu_bytes) += k.bytes;
@@ -465,6 +471,8 @@ Result<MemoryPlan> make_plan(const PlanModel& model, const PlanOptions& o) {
   si.kv_quantized_swa = o.kv_type_swa != GgmlType::F32;
   si.kv_rotated_full = traits(o.kv_type_full).block_size > 1;  // runtime/kv_cache.cpp: rotate_quantized
   si.kv_rotated_swa = traits(o.kv_type_swa).block_size > 1;
+  si.kv_recent_full = si.kv_rotated_full && o.kv_recent > 0;  // f16 recent rows of quantized caches
+  si.kv_recent_swa = si.kv_rotated_swa && o.kv_recent > 0;
   p.scratch = forward_scratch(si);
   for (const auto& s : p.scratch) p.buffers_bytes += s.bytes;
   if (o.gpu_layers > 0) p.gpu_compute_bytes = p.buffers_bytes;
@@ -559,7 +567,7 @@ std::string format_plan(const MemoryPlan& p) {
   s += line;
 
   s += "\nKV cache\n";
-  struct Agg { int n = 0; uint64_t bytes = 0; int64_t slots = 0, nkv = 0, d = 0; bool ring = false, keqv = false; GgmlType t{}; };
+  struct Agg { int n = 0; uint64_t bytes = 0; int64_t slots = 0, recent = 0, nkv = 0, d = 0; bool ring = false, keqv = false; GgmlType t{}; };
   std::map<std::string, Agg> agg;
   for (const auto& k : p.kv_layers) {
     if (k.n_slots == 0) continue;
@@ -570,13 +578,26 @@ std::string format_plan(const MemoryPlan& p) {
     a.n += 1;
     a.bytes += k.bytes;
     a.slots = k.n_slots;
+    a.recent = k.n_recent_slots;
     a.ring = k.ring;
     a.t = k.type;
   }
   for (const auto& [key, a] : agg) {
-    std::snprintf(line, sizeof line, "  %-44s %2d layers x %s %s (%s) = %s\n", key.c_str(), a.n,
+    char recent[96] = "";
+    if (a.recent > 0) {
+      std::snprintf(recent, sizeof recent, " + %s f16 recent slots",
+                    format_count(static_cast<uint64_t>(a.recent)).c_str());
+    }
+    std::snprintf(line, sizeof line, "  %-44s %2d layers x %s %s (%s)%s = %s\n", key.c_str(), a.n,
                   format_count(static_cast<uint64_t>(a.slots)).c_str(), a.ring ? "ring slots" : "slots",
-                  ggml_type_name(a.t), format_bytes(a.bytes).c_str());
+                  ggml_type_name(a.t), recent, format_bytes(a.bytes).c_str());
+    s += line;
+  }
+  if (p.options.kv_recent > 0 &&
+      std::any_of(p.kv_layers.begin(), p.kv_layers.end(), [](const KvLayerPlan& k) { return k.n_recent_slots > 0; })) {
+    std::snprintf(line, sizeof line,
+                  "  quantized layers also keep their last %lld positions at f16 (a ring of --kv-recent + batch - 1 slots)\n",
+                  static_cast<long long>(p.options.kv_recent));
     s += line;
   }
   if (p.n_kv_shared_layers > 0) {
@@ -631,6 +652,7 @@ std::string plan_json(const MemoryPlan& p) {
   j["options"] = {{"n_ctx", p.n_ctx}, {"n_batch", p.n_batch},
                   {"kv_type_full", ggml_type_name(p.options.kv_type_full)},
                   {"kv_type_swa", ggml_type_name(p.options.kv_type_swa)},
+                  {"kv_recent", p.options.kv_recent},
                   {"gpu_layers", p.options.gpu_layers}, {"threads", p.options.n_threads},
                   {"runs_on", "cpu (GPU figures are accounting for a llama.cpp-style offload)"}};
   json w = json::array();
@@ -650,6 +672,7 @@ std::string plan_json(const MemoryPlan& p) {
     kl.push_back({{"layer", k.layer}, {"kind", k.n_slots == 0 ? "shared" : k.sliding ? "sliding" : "full"},
                   {"source_layer", k.source_layer}, {"k_eq_v", k.k_eq_v}, {"n_head_kv", k.n_head_kv},
                   {"head_dim", k.head_dim}, {"slots", k.n_slots}, {"ring", k.ring},
+                  {"recent_slots", k.n_recent_slots},
                   {"type", ggml_type_name(k.type)}, {"bytes", k.bytes}, {"device", device_name(k.device)}});
   }
   j["kv"] = {{"layers", kl},

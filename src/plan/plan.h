@@ -65,6 +65,7 @@ struct PlanOptions {
   int64_t n_batch = 256;
   GgmlType kv_type_full = GgmlType::F16;  // runtime/session.h defaults
   GgmlType kv_type_swa = GgmlType::F16;
+  int64_t kv_recent = 32;  // positions a q8_0 / q4_0 layer also keeps at f16 (KvTypes::recent)
   int64_t gpu_layers = 0;  // llama.cpp's -ngl: 0 = all on the CPU; > n_layer also offloads the head
   int n_threads = 1;       // threads whose per-thread scratch is counted
   bool tokenizer = true;   // a Tokenizer is built (run, chat); generate/bench keep only metadata
@@ -93,7 +94,8 @@ struct KvLayerPlan {
   int64_t n_slots = 0;   // 0 for KV-shared layers
   bool ring = false;
   GgmlType type = GgmlType::F32;
-  uint64_t bytes = 0;    // K + V
+  int64_t n_recent_slots = 0;  // f16 recent ring of a quantized layer (runtime kv_recent_slots)
+  uint64_t bytes = 0;    // K + V, the recent ring included
   Device device = Device::kCpu;
 };
 

@@ -112,7 +112,11 @@ std::vector<ScratchItem> forward_scratch(const ScratchInput& in) {
     const uint64_t group = kvh > 0 ? NH / kvh : NH;
     const uint64_t bt = std::min<uint64_t>(8, T);
     states = std::max(states, 2 * bt * group * (d + 2) * kF);
-    if (lc.is_sliding ? in.kv_quantized_swa : in.kv_quantized_full) tiles = std::max(tiles, 2 * 32 * d * kF);
+    if (lc.is_sliding ? in.kv_quantized_swa : in.kv_quantized_full) {
+      // recent rows at f16: their tiles too (near the diagonal both versions are decoded)
+      const uint64_t copies = (lc.is_sliding ? in.kv_recent_swa : in.kv_recent_full) ? 4 : 2;
+      tiles = std::max(tiles, copies * 32 * d * kF);
+    }
     const uint64_t keys = lc.is_sliding ? std::min<uint64_t>(static_cast<uint64_t>(c.sliding_window),
                                                              static_cast<uint64_t>(in.n_ctx))
                                         : static_cast<uint64_t>(in.n_ctx);
@@ -121,7 +125,7 @@ std::vector<ScratchItem> forward_scratch(const ScratchInput& in) {
     if (th > 1 && chunks > 1 && part <= (uint64_t{1} << 24)) partials = std::max(partials, part * kF);
   }
   add("flash attention states (per thread) [8, group, d+2] x2", th * states);
-  add("flash attention K/V tiles (per thread) [2, 32, d]", th * tiles);
+  add("flash attention K/V tiles (per thread) [2 (4 with f16 recent rows), 32, d]", th * tiles);
   add("flash attention chunk partials (decode) [kv, chunks, group, d+2]", partials);
 
   // runtime/session.cpp: the last-token logits the caller keeps, and a throwaway row for the

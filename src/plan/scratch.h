@@ -33,6 +33,7 @@ struct ScratchInput {
   bool kv_quantized_full = true, kv_quantized_swa = true;  // KV rows decoded into tiles (not f32)
   bool kv_rotated_full = false, kv_rotated_swa = false;    // block types (q8_0, q4_0): Hadamard-rotated rows
   bool kv_q4_full = false, kv_q4_swa = false;              // q4_0 caches (kv_rows encode buffer)
+  bool kv_recent_full = false, kv_recent_swa = false;      // quantized caches with f16 recent rows
 };
 
 // The live buffers at the peak, largest first in meaning (the sum is the peak).

@@ -24,6 +24,11 @@ int64_t n_slots(const KvLayerSpec& s, int64_t n_ctx, int64_t n_batch_max, bool* 
 
 }  // namespace
 
+int64_t kv_recent_slots(GgmlType type, int64_t recent, int64_t n_ctx, int64_t n_batch_max) {
+  if (recent <= 0 || kv_block_elems(type) == 1) return 0;
+  return std::min(recent + n_batch_max - 1, n_ctx);
+}
+
 Result<GgmlType> parse_kv_type(std::string_view name) {
   std::string low(name);
   for (char& c : low) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -41,6 +46,11 @@ Status KvCache::check(const std::vector<KvLayerSpec>& layout, KvTypes types) {
                         "KV cache type %s is not supported (choose %s)", ggml_type_name(t),
                         kKvTypeNames);
     }
+  }
+  if (types.recent < 0 || types.recent > kKvRecentMax) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "KV recent positions %lld are out of range (choose 0 to %lld)",
+                      static_cast<long long>(types.recent), static_cast<long long>(kKvRecentMax));
   }
   for (size_t l = 0; l < layout.size(); ++l) {
     if (!owns(layout, l)) continue;
@@ -65,8 +75,10 @@ KvCacheBytes KvCache::estimate(const std::vector<KvLayerSpec>& layout, int64_t n
     bool ring = false;
     const int64_t slots = n_slots(s, n_ctx, n_batch_max, &ring);
     const GgmlType t = s.window > 0 ? types.swa : types.full;
-    const uint64_t bytes = 2 * static_cast<uint64_t>(slots) * static_cast<uint64_t>(s.n_head_kv) *
-                           kv_bytes(t, s.head_dim);
+    const int64_t recent_slots = kv_recent_slots(t, types.recent, n_ctx, n_batch_max);
+    const uint64_t bytes = 2 * static_cast<uint64_t>(s.n_head_kv) *
+                           (static_cast<uint64_t>(slots) * kv_bytes(t, s.head_dim) +
+                            static_cast<uint64_t>(recent_slots) * kv_bytes(GgmlType::F16, s.head_dim));
     (s.window > 0 ? b.swa : b.full) += bytes;
   }
   return b;
@@ -79,6 +91,8 @@ KvCache::KvCache(const std::vector<KvLayerSpec>& layout, int64_t n_ctx, int64_t 
   const size_t n = layout.size();
   k_.resize(n);
   v_.resize(n);
+  rk_.resize(n);
+  rv_.resize(n);
   views_.resize(n);
   for (size_t l = 0; l < n; ++l) {
     const KvLayerSpec& s = layout[l];
@@ -96,6 +110,16 @@ KvCache::KvCache(const std::vector<KvLayerSpec>& layout, int64_t n_ctx, int64_t 
     view.k = k_[l].data();
     view.v = v_[l].data();
     (s.window > 0 ? bytes_.swa : bytes_.full) += 2 * static_cast<uint64_t>(bytes);
+    view.n_recent_slots = kv_recent_slots(view.type, types.recent, n_ctx, n_batch_max);
+    if (view.n_recent_slots > 0) {
+      view.n_recent = types.recent;
+      const size_t rbytes = static_cast<size_t>(view.n_recent_slots) * view.recent_row_bytes();
+      rk_[l].assign(rbytes, 0);
+      rv_[l].assign(rbytes, 0);
+      view.rk = rk_[l].data();
+      view.rv = rv_[l].data();
+      (s.window > 0 ? bytes_.swa : bytes_.full) += 2 * static_cast<uint64_t>(rbytes);
+    }
   }
   for (size_t l = 0; l < n; ++l) {
     const int src = layout[l].source_layer;

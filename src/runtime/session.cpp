@@ -23,7 +23,8 @@ Result<std::unique_ptr<Session>> Session::create(const Model& model, SessionOpti
                       static_cast<long long>(opts.n_batch));
   }
   const int64_t n_batch = std::min(opts.n_batch, n_ctx);
-  const KvTypes types{opts.kv_type_full, opts.kv_type_swa};
+  KvTypes types{opts.kv_type_full, opts.kv_type_swa};
+  types.recent = opts.kv_recent;
   Status kv_ok = KvCache::check(model.kv_layout(), types);
   if (!kv_ok.ok())
     return make_error(kv_ok.error().code, "session: %s", kv_ok.error().message.c_str());

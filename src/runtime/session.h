@@ -24,6 +24,9 @@ struct SessionOptions {
   int64_t n_batch = 256;  // most tokens per forward call
   GgmlType kv_type_full = GgmlType::F16;  // KV cache of full-attention layers (f32/f16/q8_0/q4_0)
   GgmlType kv_type_swa = GgmlType::F16;   // KV cache of sliding-window layers
+  // Positions a q8_0 / q4_0 cache keeps at f16 as well (the last kv_recent of every layer;
+  // KvTypes::recent); 0: none. 0 .. kKvRecentMax.
+  int64_t kv_recent = 32;
   FlashAttn flash_attn = FlashAttn::kAuto;
   static constexpr int64_t kDefaultCtx = 4096;
 };
@@ -31,7 +34,7 @@ struct SessionOptions {
 class Session {
  public:
   // Errors: a negative or huge context, a batch size < 1, a KV type the model's head size
-  // cannot hold (q8_0 / q4_0 need head sizes that are multiples of 32).
+  // cannot hold (q8_0 / q4_0 need head sizes that are multiples of 32), kv_recent out of range.
   static Result<std::unique_ptr<Session>> create(const Model& model, SessionOptions opts = {});
 
   // Appends tokens to the sequence. logits receives [n, n_vocab] floats: n = tokens.size() when

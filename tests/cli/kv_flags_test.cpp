@@ -1,6 +1,6 @@
 // KV cache and flash-attention flags of the model-running commands (--kv-type, --kv-type-full,
-// --kv-type-swa, --flash-attn) and their environment defaults (NIBBLE_/OLLAMA_ KV_CACHE_TYPE
-// and FLASH_ATTENTION): each setting changes the logits the way the flag says, the variables
+// --kv-type-swa, --kv-recent, --flash-attn) and their environment defaults (NIBBLE_/OLLAMA_
+// KV_CACHE_TYPE and FLASH_ATTENTION, NIBBLE_KV_RECENT): each setting changes the logits the way the flag says, the variables
 // act as defaults that flags override, and bad values are one-line errors naming the flag or
 // variable and the allowed values. Uses the bundled tiny model.
 #include <gtest/gtest.h>
@@ -14,7 +14,7 @@ namespace nibble {
 namespace {
 
 const char* kVars[] = {"NIBBLE_KV_CACHE_TYPE", "OLLAMA_KV_CACHE_TYPE", "NIBBLE_FLASH_ATTENTION",
-                       "OLLAMA_FLASH_ATTENTION"};
+                       "OLLAMA_FLASH_ATTENTION", "NIBBLE_KV_RECENT"};
 
 class KvFlags : public ::testing::Test {
  protected:
@@ -46,19 +46,30 @@ TEST_F(KvFlags, TypesAndKernelsChangeTheLogitsAsSaid) {
   EXPECT_EQ(logits({"--kv-type", "f16"}), f16);  // f16 is the default
   EXPECT_EQ(logits({"--flash-attn", "auto"}), f16);
   EXPECT_EQ(logits({"--flash-attn", "on"}), f16);  // auto is on
-  const auto f32 = logits({"--kv-type", "f32"}), q8 = logits({"--kv-type", "q8_0"});
-  const auto q4 = logits({"--kv-type", "Q4_0"});
+  // --kv-recent 0: the quantized rows alone (the 7-token prompt is within the default 32
+  // recent positions, which would read every row from the f16 copies).
+  const auto f32 = logits({"--kv-type", "f32"}), q8 = logits({"--kv-type", "q8_0", "--kv-recent", "0"});
+  const auto q4 = logits({"--kv-type", "Q4_0", "--kv-recent", "0"});
   ASSERT_FALSE(f32.empty() || q8.empty() || q4.empty()) << err_;
   EXPECT_NE(f32, f16);
   EXPECT_NE(q8, f16);
   EXPECT_NE(q4, q8);
   // The kinds separately: both set = --kv-type; one set = a mix different from both.
-  EXPECT_EQ(logits({"--kv-type-full", "q4_0", "--kv-type-swa", "q4_0"}), q4);
-  const auto mix = logits({"--kv-type", "q4_0", "--kv-type-full", "q8_0"});
+  EXPECT_EQ(logits({"--kv-type-full", "q4_0", "--kv-type-swa", "q4_0", "--kv-recent", "0"}), q4);
+  const auto mix = logits({"--kv-type", "q4_0", "--kv-type-full", "q8_0", "--kv-recent", "0"});
   ASSERT_FALSE(mix.empty()) << err_;
   EXPECT_NE(mix, q4);
   EXPECT_NE(mix, q8);
-  EXPECT_EQ(logits({"--kv-type-swa", "q4_0", "--kv-type-full", "q8_0"}), mix);
+  EXPECT_EQ(logits({"--kv-type-swa", "q4_0", "--kv-type-full", "q8_0", "--kv-recent", "0"}), mix);
+  // Recent positions at f16: all 7 (the default 32) make q8_0 and q4_0 read the same f16 rows;
+  // 3 mixes both stores; f16 caches ignore the setting.
+  const auto q4_all = logits({"--kv-type", "q4_0"}), q4_3 = logits({"--kv-type", "q4_0", "--kv-recent", "3"});
+  ASSERT_FALSE(q4_all.empty() || q4_3.empty()) << err_;
+  EXPECT_EQ(logits({"--kv-type", "q8_0", "--kv-recent", "32"}), q4_all);
+  EXPECT_NE(q4_all, q4);
+  EXPECT_NE(q4_3, q4);
+  EXPECT_NE(q4_3, q4_all);
+  EXPECT_EQ(logits({"--kv-recent", "0"}), f16);
   const auto off = logits({"--flash-attn", "off"});
   ASSERT_FALSE(off.empty()) << err_;
 }
@@ -84,6 +95,17 @@ TEST_F(KvFlags, EnvironmentIsTheDefaultAndFlagsWin) {
   EXPECT_EQ(logits({}), f16);
   setenv("NIBBLE_FLASH_ATTENTION", "true", 1);
   EXPECT_EQ(logits({}), f16);
+  unsetenv("NIBBLE_FLASH_ATTENTION");
+  unsetenv("OLLAMA_FLASH_ATTENTION");
+  // NIBBLE_KV_RECENT is --kv-recent's default; the flag wins.
+  const auto q4_off = logits({"--kv-type", "q4_0", "--kv-recent", "0"});
+  ASSERT_FALSE(q4_off.empty()) << err_;
+  setenv("NIBBLE_KV_RECENT", "0", 1);
+  EXPECT_EQ(logits({"--kv-type", "q4_0"}), q4_off);
+  EXPECT_EQ(logits({"--kv-type", "q4_0", "--kv-recent", "32"}), q4);
+  setenv("NIBBLE_KV_RECENT", "bogus", 1);  // not read when the flag is given
+  EXPECT_EQ(logits({"--kv-type", "q4_0", "--kv-recent", "32"}), q4) << err_;
+  unsetenv("NIBBLE_KV_RECENT");
   // A variable the flags fully override is not even read.
   setenv("NIBBLE_KV_CACHE_TYPE", "bogus", 1);
   EXPECT_EQ(logits({"--kv-type", "f32"}), f32) << err_;
@@ -102,6 +124,11 @@ TEST_F(KvFlags, BadValuesAreClearErrors) {
       {{"--kv-type-full", "q4_k"}, nullptr, nullptr, "--kv-type-full", "f32, f16, q8_0, q4_0"},
       {{"--kv-type-swa", ""}, nullptr, nullptr, "--kv-type-swa", "f32, f16, q8_0, q4_0"},
       {{"--flash-attn", "maybe"}, nullptr, nullptr, "--flash-attn", "on, off, auto"},
+      {{"--kv-recent", "-1"}, nullptr, nullptr, "--kv-recent", "0 to 4096"},
+      {{"--kv-recent", "4097"}, nullptr, nullptr, "--kv-recent", "0 to 4096"},
+      {{"--kv-recent", "12x"}, nullptr, nullptr, "--kv-recent", "0 to 4096"},
+      {{"--kv-recent", ""}, nullptr, nullptr, "--kv-recent", "0 to 4096"},
+      {{}, "NIBBLE_KV_RECENT", "lots", "NIBBLE_KV_RECENT", "0 to 4096"},
       {{}, "NIBBLE_KV_CACHE_TYPE", "f8", "NIBBLE_KV_CACHE_TYPE", "f32, f16, q8_0, q4_0"},
       {{}, "OLLAMA_KV_CACHE_TYPE", "q8", "OLLAMA_KV_CACHE_TYPE", "f32, f16, q8_0, q4_0"},
       {{}, "NIBBLE_FLASH_ATTENTION", "2", "NIBBLE_FLASH_ATTENTION", "on, off"},

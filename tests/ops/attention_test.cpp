@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "ops/flash_attention.h"
+#include "ops/kv_rows.h"
 #include "ops/reference/reference_ops.h"
 #include "ops_test_util.h"
 #include "quant/quant.h"
@@ -23,6 +24,7 @@ constexpr GgmlType kTypes[] = {GgmlType::F32, GgmlType::F16, GgmlType::Q8_0, Ggm
 
 struct Case {
   int64_t n_tokens, n_head, n_head_kv, d, window, n_batch;
+  int64_t recent = 0;  // KvView::n_recent: positions also kept at f16
 };
 
 std::string name(const Case& c, GgmlType t, bool flash, bool rotate = false) {
@@ -30,14 +32,15 @@ std::string name(const Case& c, GgmlType t, bool flash, bool rotate = false) {
          (flash ? " flash" : " materialized") + " T=" + std::to_string(c.n_tokens) +
          " H=" + std::to_string(c.n_head) + "/" + std::to_string(c.n_head_kv) +
          " d=" + std::to_string(c.d) + " W=" + std::to_string(c.window) +
-         " batch=" + std::to_string(c.n_batch);
+         " batch=" + std::to_string(c.n_batch) + " recent=" + std::to_string(c.recent);
 }
 
 // A cache the way the runtime sizes it: a ring of window - 1 + n_batch slots when windowed
-// (and shorter than the sequence), else linear.
+// (and shorter than the sequence), else linear; with c.recent, an f16 recent ring of
+// recent + n_batch - 1 slots.
 struct TestCache {
   KvView view;
-  std::vector<uint8_t> k, v;
+  std::vector<uint8_t> k, v, rk, rv;
   TestCache(const Case& c, GgmlType t, bool flash, bool rotate = false) {
     view.type = t;
     view.flash = flash;
@@ -51,6 +54,14 @@ struct TestCache {
     v.assign(k.size(), 0xCD);
     view.k = k.data();
     view.v = v.data();
+    if (c.recent > 0) {
+      view.n_recent = c.recent;
+      view.n_recent_slots = c.recent + c.n_batch - 1;
+      rk.assign(static_cast<size_t>(view.n_recent_slots) * view.recent_row_bytes(), 0xAB);
+      rv.assign(rk.size(), 0xCD);
+      view.rk = rk.data();
+      view.rv = rv.data();
+    }
   }
 };
 
@@ -253,6 +264,76 @@ TEST(Attention, LongContextSeveralFlashChunks) {
       }
       EXPECT_TRUE(same_bits(got, one_pass)) << name(c, t, true) << ": prompt+decode != one pass";
     }
+  }
+}
+
+TEST(Attention, RecentRingAtF16) {
+  // Quantized caches that keep their last `recent` positions at f16 too: each batch against
+  // ref::attention_kv (which applies the same reading rule), any batch split and both flash
+  // work splits give the same bits, and a ring covering the whole sequence gives the f16
+  // cache's result (exactly when the rows are not rotated).
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0}) {
+    for (bool rotate : {false, true}) {
+      for (bool flash : {true, false}) {
+        for (int64_t window : {int64_t{0}, int64_t{9}}) {
+          for (int64_t recent : {int64_t{1}, int64_t{5}, int64_t{12}}) {
+            const Case whole{45, 6, 2, 32, window, 45, recent};
+            const Inputs in = inputs(whole);
+            const auto a = run_cached(whole, t, flash, in, true, rotate);
+            for (int64_t batch : {1, 4, 16}) {
+              Case c = whole;
+              c.n_batch = batch;
+              EXPECT_TRUE(same_bits(run_cached(c, t, flash, in, true, rotate), a))
+                  << name(c, t, flash, rotate) << " differs from one batch";
+            }
+          }
+        }
+        // recent >= every distance: all rows come from the f16 ring.
+        const Case all{40, 4, 2, 64, 0, 8, 40};
+        const Inputs in = inputs(all);
+        const auto got = run_cached(all, t, flash, in, true, rotate);
+        if (!rotate) {
+          Case plain = all;
+          plain.recent = 0;
+          EXPECT_TRUE(same_bits(got, run_cached(plain, GgmlType::F16, flash, in, false)))
+              << name(all, t, flash) << " != the f16 cache";
+        } else {
+          std::vector<float> want(in.q.size());
+          ref::attention(in.q.data(), round_trip(GgmlType::F16, in.k, all.d, true).data(),
+                         round_trip(GgmlType::F16, in.v, all.d, true).data(), want.data(),
+                         all.n_tokens, all.n_head, all.n_head_kv, all.d, 0, 1.0f);
+          test::expect_near_all(got.data(), want.data(), got.size(), 2e-3f, 1e-4f,
+                                name(all, t, flash, rotate) + " vs rotated f16 rows");
+        }
+      }
+    }
+  }
+  // Long context, several flash chunks: prompt then decoding, kAuto / kChunks / kItems splits.
+  for (GgmlType t : {GgmlType::Q4_0}) {
+    Case c{600, 8, 1, 64, 0, 600, 32};
+    const Inputs in = inputs(c);
+    const auto one_pass = run_cached(c, t, true, in, false, true);
+    c.n_batch = 500;
+    TestCache cache(c, t, true, true);
+    const int64_t kvrow = c.n_head_kv * c.d, qrow = c.n_head * c.d;
+    std::vector<float> got(in.q.size()), q_rot(in.q);
+    kv_rotate(q_rot.data(), c.n_tokens * c.n_head, c.d);
+    for (int64_t p = 0; p < c.n_tokens;) {
+      const int64_t n = p == 0 ? 500 : 1;
+      kv_store(cache.view, in.k.data() + p * kvrow, in.v.data() + p * kvrow, p, n);
+      attention(cache.view, in.q.data() + p * qrow, got.data() + p * qrow, n, c.n_head, p, 0,
+                1.0f);
+      if (n == 1) {
+        std::vector<float> x(static_cast<size_t>(qrow)), y(x.size());
+        flash_attention(cache.view, q_rot.data() + p * qrow, x.data(), 1, c.n_head, p, 0, 1.0f,
+                        FlashSplit::kItems);
+        flash_attention(cache.view, q_rot.data() + p * qrow, y.data(), 1, c.n_head, p, 0, 1.0f,
+                        FlashSplit::kChunks);
+        ASSERT_TRUE(same_bits(x, y)) << "split modes differ at " << p;
+      }
+      p += n;
+    }
+    EXPECT_TRUE(same_bits(got, one_pass)) << "prompt+decode != one pass";
   }
 }
 

@@ -14,6 +14,7 @@
 #include "ops/reference/reference_ops.h"
 #include "ops_test_util.h"
 #include "quant/quant.h"
+#include "util/fp16.h"
 
 namespace nibble {
 namespace {
@@ -43,6 +44,33 @@ TEST(KvRows, EncodeMatchesReferenceQuantizer) {
                    t == GgmlType::Q4_0 ? ones.data() : nullptr);
       EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size()), 0) << ggml_type_name(t);
     }
+  }
+}
+
+TEST(KvRows, F16EncodeIsRoundToNearestEvenForEveryValue) {
+  // The F16C path against the scalar conversion: f32 bit patterns across the whole range (every
+  // 1021st, odd step: mantissas vary), both signs, plus exact halfway cases. NaNs excluded.
+  std::vector<float> x;
+  for (uint64_t u = 0; u < 0x7F800001ull; u += 1021) {
+    const uint32_t b = static_cast<uint32_t>(u);
+    float f;
+    std::memcpy(&f, &b, 4);
+    x.push_back(f);
+    x.push_back(-f);
+  }
+  for (uint32_t h = 0; h < 0x7C00; h += 7) {  // f16 value + half an f16 step: ties
+    const uint32_t b = (h << 13) + 0x38000000u + 0x1000u;
+    float f;
+    std::memcpy(&f, &b, 4);
+    x.push_back(f);
+  }
+  x.resize(x.size() / 8 * 8 + 5);  // a tail the vector loop leaves
+  std::vector<uint8_t> got(2 * x.size());
+  kv_encode_row(GgmlType::F16, x.data(), got.data(), static_cast<int64_t>(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    uint16_t g;
+    std::memcpy(&g, got.data() + 2 * i, 2);
+    ASSERT_EQ(g, f32_to_f16(x[i])) << "x = " << x[i];
   }
 }
 

@@ -62,16 +62,22 @@ TEST(PlanKv, Gemma31bAt262kMatchesHandCalculation) {
   const uint64_t swa_f16 = 819200ull * 1279ull;     // 1,047,756,800
   ASSERT_EQ(full_f16, 21474836480ull);
   ASSERT_EQ(swa_f16, 1047756800ull);
-  struct Case { GgmlType t; uint64_t full, swa; };
+  // Quantized layers also keep the last 32 positions at f16: a ring of 32 + 256 - 1 = 287
+  // slots, f16 bytes per slot (81,920 over the full layers, 819,200 over the sliding ones).
+  const uint64_t full_ring = 81920ull * 287, swa_ring = 819200ull * 287;
+  struct Case { GgmlType t; int64_t recent; uint64_t full, swa; };
   const Case cases[] = {
-      {GgmlType::F16, full_f16, swa_f16},
-      {GgmlType::Q8_0, full_f16 / 32 * 17, swa_f16 / 32 * 17},  // 11,408,506,880 and 556,620,800
-      {GgmlType::Q4_0, full_f16 / 32 * 9, swa_f16 / 32 * 9},    // 6,039,797,760 and 294,681,600
+      {GgmlType::F16, 32, full_f16, swa_f16},
+      {GgmlType::Q8_0, 0, full_f16 / 32 * 17, swa_f16 / 32 * 17},  // 11,408,506,880 and 556,620,800
+      {GgmlType::Q4_0, 0, full_f16 / 32 * 9, swa_f16 / 32 * 9},    // 6,039,797,760 and 294,681,600
+      {GgmlType::Q8_0, 32, full_f16 / 32 * 17 + full_ring, swa_f16 / 32 * 17 + swa_ring},
+      {GgmlType::Q4_0, 32, full_f16 / 32 * 9 + full_ring, swa_f16 / 32 * 9 + swa_ring},
   };
   for (const Case& c : cases) {
     PlanOptions o;
     o.n_ctx = 262144;
     o.kv_type_full = o.kv_type_swa = c.t;
+    o.kv_recent = c.recent;
     auto p = make_plan(*m, o);
     ASSERT_TRUE(p.ok()) << p.error().message;
     EXPECT_EQ(p->kv_full_bytes, c.full) << ggml_type_name(c.t);
@@ -83,6 +89,7 @@ TEST(PlanKv, Gemma31bAt262kMatchesHandCalculation) {
     int keqv = 0;
     for (const auto& k : p->kv_layers) {
       keqv += k.k_eq_v;
+      EXPECT_EQ(k.n_recent_slots, c.t == GgmlType::F16 || c.recent == 0 ? 0 : 287);
       if (k.sliding) {
         EXPECT_EQ(k.n_slots, 1279);
         EXPECT_TRUE(k.ring);
@@ -99,8 +106,13 @@ TEST(PlanKv, Gemma31bAt262kMatchesHandCalculation) {
   o.kv_type_swa = GgmlType::F16;
   auto p = make_plan(*m, o);
   ASSERT_TRUE(p.ok());
-  EXPECT_EQ(p->kv_full_bytes, 6039797760ull);
+  EXPECT_EQ(p->kv_full_bytes, 6039797760ull + full_ring);
   EXPECT_EQ(p->kv_swa_bytes, 1047756800ull);
+  // --kv-recent out of range.
+  o.kv_recent = 4097;
+  auto bad = make_plan(*m, o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("0 to 4096"), std::string::npos) << bad.error().message;
 }
 
 // E2B: KV sharing (20 of 35 layers read another layer's cache), 3 full + 12 sliding owners.
@@ -131,15 +143,20 @@ TEST(PlanKv, AgreesWithRuntimeCacheSizing) {
   for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0}) {
     for (int64_t ctx : {1, 63, 64, 300, 4096, 32768}) {
       for (int64_t batch : {1, 256}) {
-        PlanOptions o;
-        o.n_ctx = ctx;
-        o.n_batch = batch;
-        o.kv_type_full = o.kv_type_swa = t;
-        auto p = make_plan(*pm, o);
-        ASSERT_TRUE(p.ok()) << p.error().message;
-        const KvCacheBytes b = KvCache::estimate((*model)->kv_layout(), ctx, std::min(batch, ctx), {t, t});
-        EXPECT_EQ(p->kv_full_bytes, b.full) << ggml_type_name(t) << " ctx " << ctx;
-        EXPECT_EQ(p->kv_swa_bytes, b.swa) << ggml_type_name(t) << " ctx " << ctx;
+        for (int64_t recent : {0, 32, 100}) {  // f16 recent positions of quantized caches
+          PlanOptions o;
+          o.n_ctx = ctx;
+          o.n_batch = batch;
+          o.kv_type_full = o.kv_type_swa = t;
+          o.kv_recent = recent;
+          auto p = make_plan(*pm, o);
+          ASSERT_TRUE(p.ok()) << p.error().message;
+          KvTypes types{t, t};
+          types.recent = recent;
+          const KvCacheBytes b = KvCache::estimate((*model)->kv_layout(), ctx, std::min(batch, ctx), types);
+          EXPECT_EQ(p->kv_full_bytes, b.full) << ggml_type_name(t) << " ctx " << ctx << " recent " << recent;
+          EXPECT_EQ(p->kv_swa_bytes, b.swa) << ggml_type_name(t) << " ctx " << ctx << " recent " << recent;
+        }
       }
     }
   }
@@ -276,11 +293,16 @@ TEST(PlanActual, TinyEWithinTwoPercent) {
   const std::string model = test::source_dir() + "/models/nibble-tiny-e.gguf";
   const std::string dir = test::temp_dir();
   for (const char* ctx : {"4096", "32768"}) {
-    for (const char* kv : {"f16", "q8_0"}) {
+    // q8_0 with the default f16 recent ring (32 positions), q4_0 with a larger one.
+    for (const char* kv : {"f16", "q8_0", "q4_0"}) {
       const std::string what = std::string("tiny-e ctx ") + ctx + " kv " + kv;
-      Measured m = run_measured({"generate", model, "--tokens", token_list(300, 8192), "-n", "4", "--greedy",
-                                 "--ctx", ctx, "--kv-type", kv},
-                                dir + "/tiny-" + ctx + kv + ".json");
+      std::vector<std::string> args = {"generate", model, "--tokens", token_list(300, 8192), "-n", "4", "--greedy",
+                                       "--ctx", ctx, "--kv-type", kv};
+      if (std::string(kv) == "q4_0") {
+        args.push_back("--kv-recent");
+        args.push_back("100");
+      }
+      Measured m = run_measured(args, dir + "/tiny-" + ctx + kv + ".json");
       check_report(m, what);
     }
   }

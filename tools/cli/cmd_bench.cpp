@@ -145,6 +145,7 @@ int run(const Args& a) {
                   {"n_batch", a.n_batch},
                   {"kv_type_full", ggml_type_name(p.session.kv_type_full)},
                   {"kv_type_swa", ggml_type_name(p.session.kv_type_swa)},
+                  {"kv_recent", p.session.kv_recent},
                   {"flash_attn", p.session.flash_attn != FlashAttn::kOff},
                   {"reps", a.reps},
                   {"type", type},

@@ -1,5 +1,5 @@
 // nibble plan (MODEL.gguf | HF_DIR | --preset P) [--type T] [--ctx N] [--kv-type T |
-// --kv-type-full T --kv-type-swa T] [--batch N] [--gpu-layers N] [--json]; nibble plan --table.
+// --kv-type-full T --kv-type-swa T] [--kv-recent N] [--batch N] [--gpu-layers N] [--json]; nibble plan --table.
 // What a model needs in memory, from headers only (src/plan/plan.h).
 #include <cstdio>
 #include <filesystem>
@@ -16,7 +16,7 @@ namespace {
 
 struct Options {
   std::string model, preset, type, kv_type, kv_type_full, kv_type_swa;
-  int64_t ctx = 0, batch = 256, gpu_layers = 0;
+  int64_t ctx = 0, batch = 256, gpu_layers = 0, kv_recent = 32;
   int threads = 0;
   bool json = false, table = false;
 };
@@ -36,6 +36,7 @@ int run(const Options& o, CLI::App* cmd) {
   auto opts = plan_options_from_flags(o.ctx, cmd->count("--ctx") > 0, o.batch, o.gpu_layers, o.kv_type,
                                       o.kv_type_full, o.kv_type_swa, o.threads);
   if (!opts.ok()) return fail("plan: " + opts.error().message);
+  opts->kv_recent = o.kv_recent;  // make_plan checks the range
   auto plan = make_plan(*model, *opts);
   if (!plan.ok()) return fail("plan: " + plan.error().message);
   const std::string out = o.json ? plan_json(*plan) + "\n" : format_plan(*plan);
@@ -56,6 +57,9 @@ void setup(CLI::App& app, int& exit_code) {
   cmd->add_option("--kv-type", o->kv_type, "KV cache type of every layer: f32, f16 (default), q8_0, q4_0");
   cmd->add_option("--kv-type-full", o->kv_type_full, "KV cache type of full-attention layers");
   cmd->add_option("--kv-type-swa", o->kv_type_swa, "KV cache type of sliding-window layers");
+  cmd->add_option("--kv-recent", o->kv_recent,
+                  "Positions a q8_0/q4_0 KV cache also keeps at f16 (0 = off; 0 to 4096), as `run`")
+      ->capture_default_str();
   cmd->add_option("--batch", o->batch, "Most tokens per forward call")->capture_default_str();
   cmd->add_option("--gpu-layers", o->gpu_layers,
                   "Blocks placed on a GPU, llama.cpp-style (accounting only: nibble runs on the CPU)")

@@ -82,17 +82,42 @@ void attention_kv(const KvView& kv, const float* q, float* out, int64_t n_tokens
       }
     }
   }
+  // Rows from the f16 recent ring (KvView::n_recent), the same way.
+  std::vector<float> rks, rvs;
+  if (kv.n_recent > 0) {
+    rks.resize(ks.size());
+    rvs.resize(ks.size());
+    const int64_t r_first = std::max(first, pos0 - kv.n_recent + 1);
+    for (int64_t p = r_first; p <= last; ++p) {
+      for (int64_t g = 0; g < kv.n_head_kv; ++g) {
+        float* kr = rks.data() + (p - first) * row + g * d;
+        float* vr = rvs.data() + (p - first) * row + g * d;
+        dequantize_row(GgmlType::F16, kv.rk_head(p, g), kr, static_cast<uint64_t>(d));
+        dequantize_row(GgmlType::F16, kv.rv_head(p, g), vr, static_cast<uint64_t>(d));
+        if (kv.rotate) {
+          hadamard(kr, 1, d);
+          hadamard(vr, 1, d);
+        }
+      }
+    }
+  }
   for (int64_t t = 0; t < n_tokens; ++t) {
     const int64_t pos = pos0 + t;
     const int64_t lo = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
     const int64_t n_keys = pos - lo + 1;
+    auto k_of = [&](int64_t s) {
+      return (kv.use_recent(pos, lo + s) ? rks : ks).data() + (lo + s - first) * row;
+    };
+    auto v_of = [&](int64_t s) {
+      return (kv.use_recent(pos, lo + s) ? rvs : vs).data() + (lo + s - first) * row;
+    };
     std::vector<double> p(static_cast<size_t>(n_keys)), acc(static_cast<size_t>(d));
     for (int64_t h = 0; h < n_head; ++h) {
       const int64_t g = h / group;
       const float* qh = q + (t * n_head + h) * d;
       double mx = -INFINITY;
       for (int64_t s = 0; s < n_keys; ++s) {
-        const float* kr = ks.data() + (lo + s - first) * row + g * d;
+        const float* kr = k_of(s) + g * d;
         double dot = 0.0;
         for (int64_t i = 0; i < d; ++i) dot += static_cast<double>(qh[i]) * kr[i];
         p[s] = dot * scale;
@@ -105,7 +130,7 @@ void attention_kv(const KvView& kv, const float* q, float* out, int64_t n_tokens
       }
       std::fill(acc.begin(), acc.end(), 0.0);
       for (int64_t s = 0; s < n_keys; ++s) {
-        const float* vr = vs.data() + (lo + s - first) * row + g * d;
+        const float* vr = v_of(s) + g * d;
         for (int64_t i = 0; i < d; ++i) acc[i] += p[s] * vr[i];
       }
       float* oh = out + (t * n_head + h) * d;

@@ -37,7 +37,8 @@ void attention(const float* q, const float* k, const float* v, float* out, int64
 // The same attention read from a KV cache of any KV type (the oracle for ops/attention and
 // ops/flash_attention): query t (position pos0 + t) attends to the cached rows at positions
 // [max(0, pos0 + t - window + 1), pos0 + t], each dequantized with quant/quant.h's reference
-// dequantizer and, for a rotated cache (kv.rotate), turned back with ref::hadamard.
+// dequantizer and, for a rotated cache (kv.rotate), turned back with ref::hadamard. With an f16
+// recent ring (kv.n_recent), row s of query position p comes from the ring when p - s < n_recent.
 // q, out: [n_tokens, n_head, kv.head_dim].
 void attention_kv(const KvView& kv, const float* q, float* out, int64_t n_tokens, int64_t n_head,
                   int64_t pos0, int64_t window, float scale);
