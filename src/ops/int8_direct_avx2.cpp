@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "ops/int8_dot_kernels.h"
+#include "ops/int8_simd.h"
 
 namespace nibble::int8_kernels {
 
@@ -17,12 +18,7 @@ namespace {
 
 #define NIBBLE_AVX2_F16C __attribute__((target("avx2,fma,f16c")))
 
-NIBBLE_AVX2_F16C inline float reduce(__m256 e, __m256 o) {
-  const __m256 s = _mm256_add_ps(e, o);
-  const __m128 v = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-  const __m128 u = _mm_add_ps(v, _mm_movehl_ps(v, v));
-  return _mm_cvtss_f32(_mm_add_ss(u, _mm_shuffle_ps(u, u, 1)));
-}
+NIBBLE_AVX2_F16C inline float reduce(__m256 e, __m256 o) { return reduce_lanes(e, o); }
 
 NIBBLE_AVX2_F16C inline float f16(const uint8_t* p) {
   uint16_t h;
@@ -79,14 +75,9 @@ NIBBLE_AVX2_F16C float q4_k_row(const uint8_t* row, const Int8Acts& a) {
     _mm_prefetch(reinterpret_cast<const char*>(blk + kDecodePrefetch), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(blk + kDecodePrefetch + 64), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(blk + kDecodePrefetch + 128), _MM_HINT_T0);
-    // The 6-bit scales (bytes 0..7 of u) and mins (8..15), as the unpacker's k4_scale_min reads them.
-    uint32_t u[4];
-    std::memcpy(u, blk + 4, 12);
-    u[3] = ((u[2] >> 4) & 0x0F0F0F0Fu) | (((u[1] >> 6) & 0x03030303u) << 4);
-    const uint32_t mins_lo = u[1] & 0x3F3F3F3Fu;
-    u[1] = (u[2] & 0x0F0F0F0Fu) | (((u[0] >> 6) & 0x03030303u) << 4);
-    u[0] &= 0x3F3F3F3Fu;
-    u[2] = mins_lo;
+    // The 6-bit scales (bytes 0..7 of u) and minimums (bytes 8..15).
+    uint8_t u[16];
+    k4_scales_mins(blk + 4, u);
     const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
     const __m256 sc8 =
         _mm256_mul_ps(_mm256_set1_ps(f16(blk)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm)));

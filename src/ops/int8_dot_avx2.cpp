@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include "ops/int8_dot_kernels.h"
+#include "ops/int8_simd.h"
 
 namespace nibble::int8_kernels {
 
@@ -10,12 +11,7 @@ namespace {
 
 #define NIBBLE_AVX2 __attribute__((target("avx2,fma")))
 
-NIBBLE_AVX2 inline float reduce(__m256 e, __m256 o) {
-  const __m256 s = _mm256_add_ps(e, o);
-  const __m128 v = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-  const __m128 u = _mm_add_ps(v, _mm_movehl_ps(v, v));
-  return _mm_cvtss_f32(_mm_add_ss(u, _mm_shuffle_ps(u, u, 1)));
-}
+NIBBLE_AVX2 inline float reduce(__m256 e, __m256 o) { return reduce_lanes(e, o); }
 
 
 // The offset terms of R rows x T tokens (ops/int8_dot.h's order: 8 lanes over groups g = 8k + l,

@@ -29,6 +29,7 @@
 #include <cstring>
 
 #include "ops/int8_dot_kernels.h"
+#include "ops/int8_simd.h"
 #include "util/fp16.h"
 
 namespace nibble::int8_kernels {
@@ -68,10 +69,7 @@ const Tables& tables() {
 }
 
 NIBBLE_AVX512_VBMI inline float reduce16(__m512 acc) {
-  const __m256 s = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
-  const __m128 v = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-  const __m128 u = _mm_add_ps(v, _mm_movehl_ps(v, v));
-  return _mm_cvtss_f32(_mm_add_ss(u, _mm_shuffle_ps(u, u, 1)));
+  return reduce_lanes(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
 }
 
 struct Consts {
