@@ -47,6 +47,7 @@ Result<SessionOptions> session_options_for(const ModelParams& p) {
     if (!t.ok()) return make_error(ErrorCode::kInvalidArgument, "parameter kv_cache_type: %s", t.error().message.c_str());
     so.kv_type_full = so.kv_type_swa = *t;
   }
+  if (p.kv_recent) so.kv_recent = *p.kv_recent;
   if (p.flash_attention) so.flash_attn = *p.flash_attention ? FlashAttn::kOn : FlashAttn::kOff;
   return so;
 }

@@ -66,7 +66,7 @@ std::string fmt_float(float f) {
 const std::vector<std::string>& model_param_names() {
   static const std::vector<std::string> names = {
       "num_ctx", "temperature", "top_k", "top_p", "min_p", "repeat_penalty", "repeat_last_n",
-      "seed", "num_predict", "stop", "kv_cache_type", "flash_attention"};
+      "seed", "num_predict", "stop", "kv_cache_type", "kv_recent", "flash_attention"};
   return names;
 }
 
@@ -101,13 +101,15 @@ Status ModelParams::set(const std::string& name, const std::string& value) {
     auto t = parse_kv_type(value);
     if (!t.ok()) return make_error(ErrorCode::kInvalidArgument, "parameter kv_cache_type: %s", t.error().message.c_str());
     kv_cache_type = ggml_type_name(*t);
+  } else if (name == "kv_recent") {
+    NIBBLE_ASSIGN_OR_RETURN(kv_recent, parse_int(name, value, 0, 4096));
   } else if (name == "flash_attention") {
     NIBBLE_ASSIGN_OR_RETURN(flash_attention, parse_bool(name, value));
   } else {
     return make_error(ErrorCode::kInvalidArgument,
                       "unknown parameter '%s' (known: num_ctx, temperature, top_k, top_p, min_p, "
                       "repeat_penalty, repeat_last_n, seed, num_predict, stop, kv_cache_type, "
-                      "flash_attention)",
+                      "kv_recent, flash_attention)",
                       printable(name, 40).c_str());
   }
   return ok_status();
@@ -167,6 +169,7 @@ void ModelParams::overlay(const ModelParams& o) {
   if (o.num_predict) num_predict = o.num_predict;
   if (!o.stop.empty()) stop = o.stop;
   if (o.kv_cache_type) kv_cache_type = o.kv_cache_type;
+  if (o.kv_recent) kv_recent = o.kv_recent;
   if (o.flash_attention) flash_attention = o.flash_attention;
 }
 
@@ -195,6 +198,7 @@ nlohmann::json ModelParams::to_json() const {
   if (num_predict) j["num_predict"] = *num_predict;
   if (!stop.empty()) j["stop"] = stop;
   if (kv_cache_type) j["kv_cache_type"] = *kv_cache_type;
+  if (kv_recent) j["kv_recent"] = *kv_recent;
   if (flash_attention) j["flash_attention"] = *flash_attention;
   return j;
 }
@@ -229,6 +233,7 @@ std::string ModelParams::to_lines() const {
     line("stop", q);
   }
   if (kv_cache_type) line("kv_cache_type", *kv_cache_type);
+  if (kv_recent) line("kv_recent", std::to_string(*kv_recent));
   if (flash_attention) line("flash_attention", *flash_attention ? "true" : "false");
   return out;
 }

@@ -28,6 +28,7 @@ struct ModelParams {
   std::optional<int64_t> num_predict;  // -1: until a stop or the context is full
   std::vector<std::string> stop;       // accumulates (PARAMETER stop may repeat)
   std::optional<std::string> kv_cache_type;
+  std::optional<int64_t> kv_recent;  // positions a quantized KV cache keeps at f16 (0..4096)
   std::optional<bool> flash_attention;
 
   // Sets one parameter from its text form ("temperature", "0.7"). Unknown names and bad values

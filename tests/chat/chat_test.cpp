@@ -98,12 +98,15 @@ TEST(ModelParams, SetValidatesAndLayers) {
   EXPECT_TRUE(p.set("stop", "END").ok());
   EXPECT_TRUE(p.set("flash_attention", "false").ok());
   EXPECT_TRUE(p.set("kv_cache_type", "q8_0").ok());
+  EXPECT_TRUE(p.set("kv_recent", "0").ok());
+  EXPECT_EQ(*p.kv_recent, 0);
   EXPECT_EQ(*p.num_ctx, 8192);
   EXPECT_FLOAT_EQ(p.sampler().temperature, 0.5f);
   for (auto [k, v] : std::vector<std::pair<std::string, std::string>>{
            {"num_ctx", "0"}, {"num_ctx", "abc"}, {"num_ctx", "99999999999999999999"},
            {"temperature", "-1"}, {"temperature", "nan"}, {"top_p", "0"}, {"top_p", "1.5"},
            {"top_k", "-3"}, {"seed", "-1"}, {"stop", ""}, {"kv_cache_type", "q5_9"},
+           {"kv_recent", "-1"}, {"kv_recent", "4097"}, {"kv_recent", "many"},
            {"flash_attention", "maybe"}, {"mirostat", "1"}}) {
     auto st = p.set(k, v);
     EXPECT_FALSE(st.ok()) << k << "=" << v;
@@ -289,6 +292,14 @@ TEST_F(EngineTest, KvReport) {
   auto rq = engine_->kv_report(q);
   ASSERT_TRUE(rq.ok());
   EXPECT_LT(rq->bytes.total(), r->bytes.total());
+  // The f16 recent rows of a quantized cache are counted; kv_recent 0 drops them.
+  ModelParams q0 = q;
+  ASSERT_TRUE(q0.set("kv_recent", "0").ok());
+  auto r0 = engine_->kv_report(q0);
+  ASSERT_TRUE(r0.ok());
+  EXPECT_EQ(r0->types.recent, 0);
+  EXPECT_EQ(rq->types.recent, 32);
+  EXPECT_LT(r0->bytes.total(), rq->bytes.total());
 }
 
 }  // namespace
