@@ -101,9 +101,7 @@ NIBBLE_AVX2_F16C float q4_k_row(const uint8_t* row, const Int8Acts& a) {
                  a.dlane.data() + 8 * (b0 + 1), &acc[1]);
     }
   }
-  float v[8];
-  _mm256_storeu_ps(v, moff);
-  const float off = ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
+  const float off = reduce_offset_lanes(moff);
   return reduce(acc[0], acc[1]) + off;
 }
 

@@ -20,35 +20,6 @@ namespace {
 NIBBLE_AVX512 inline float reduce(__m256 e, __m256 o) { return reduce_lanes(e, o); }
 
 
-// The offset terms of R rows x T tokens (ops/int8_dot.h's order: 8 lanes over groups g = 8k + l,
-// the fixed reduction, then the remaining groups in order).
-template <int R, int T>
-NIBBLE_AVX512 void offsets(const Int8Row* rows, const Int8Acts& a, int64_t tok0, float res[R][T]) {
-  const int64_t ng = a.n / 16, g8 = ng & ~int64_t{7};
-  const float* sm[T];
-  for (int t = 0; t < T; ++t) sm[t] = a.sum16_of(tok0 + t);
-  __m256 m[R][T];
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) m[r][t] = _mm256_setzero_ps();
-  for (int64_t g = 0; g < g8; g += 8) {
-    __m256 s[T];
-    for (int t = 0; t < T; ++t) s[t] = _mm256_loadu_ps(sm[t] + g);
-    for (int r = 0; r < R; ++r) {
-      const __m256 o = _mm256_loadu_ps(rows[r].offset + g);
-      for (int t = 0; t < T; ++t) m[r][t] = _mm256_fmadd_ps(o, s[t], m[r][t]);
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    for (int t = 0; t < T; ++t) {
-      float v[8];
-      _mm256_storeu_ps(v, m[r][t]);
-      float x = ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
-      for (int64_t g = g8; g < ng; ++g) x = __builtin_fmaf(rows[r].offset[g], sm[t][g], x);
-      res[r][t] = x;
-    }
-  }
-}
-
 template <int R, int T>
 NIBBLE_AVX512 void tile(const Int8Row* rows, const Int8Acts& a, int64_t tok0, float* out,
                         int64_t ldo) {
@@ -286,9 +257,7 @@ NIBBLE_AVX512 float q4_k_row(const uint8_t* row, const Int8Acts& a) {
                             _mm512_mul_ps(sc, _mm512_loadu_ps(a.dlane.data() + 16 * p)), acc);
     }
   }
-  float v[8];
-  _mm256_storeu_ps(v, moff);
-  const float off = ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
+  const float off = reduce_offset_lanes(moff);
   return reduce(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1)) + off;
 }
 

@@ -1,5 +1,5 @@
-// Pieces the x86 int8 kernels share (internal to ops/): the fixed float reduction of
-// ops/int8_dot.h, and the 6-bit scales and minimums of a Q4_K / Q5_K super-block. Callable from
+// Pieces the x86 int8 kernels share (internal to ops/): the fixed float reductions of
+// ops/int8_dot.h, the offset terms, and the 6-bit scales and minimums of a Q4_K / Q5_K super-block. Callable from
 // any function compiled for AVX2 or more (an inline function's target may be a subset of its
 // caller's).
 #pragma once
@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "ops/int8_dot.h"
+
 namespace nibble::int8_kernels {
 
 // s = e + o, then ((s0+s4)+(s2+s6)) + ((s1+s5)+(s3+s7)): the order every kernel sums its lanes in.
@@ -17,6 +19,40 @@ __attribute__((target("avx2,fma"))) inline float reduce_lanes(__m256 e, __m256 o
   const __m128 v = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
   const __m128 u = _mm_add_ps(v, _mm_movehl_ps(v, v));
   return _mm_cvtss_f32(_mm_add_ss(u, _mm_shuffle_ps(u, u, 1)));
+}
+
+// ((m0+m4)+(m2+m6)) + ((m1+m5)+(m3+m7)): the order the 8 offset lanes are summed in.
+__attribute__((target("avx2,fma"))) inline float reduce_offset_lanes(__m256 m) {
+  float v[8];
+  _mm256_storeu_ps(v, m);
+  return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
+}
+
+// The offset terms of R rows x T tokens (ops/int8_dot.h's order: 8 lanes over groups g = 8k + l,
+// the fixed reduction, then the remaining groups in order).
+template <int R, int T>
+__attribute__((target("avx2,fma"))) void offsets(const Int8Row* rows, const Int8Acts& a, int64_t tok0, float res[R][T]) {
+  const int64_t ng = a.n / 16, g8 = ng & ~int64_t{7};
+  const float* sm[T];
+  for (int t = 0; t < T; ++t) sm[t] = a.sum16_of(tok0 + t);
+  __m256 m[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) m[r][t] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < g8; g += 8) {
+    __m256 s[T];
+    for (int t = 0; t < T; ++t) s[t] = _mm256_loadu_ps(sm[t] + g);
+    for (int r = 0; r < R; ++r) {
+      const __m256 o = _mm256_loadu_ps(rows[r].offset + g);
+      for (int t = 0; t < T; ++t) m[r][t] = _mm256_fmadd_ps(o, s[t], m[r][t]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int t = 0; t < T; ++t) {
+      float x = reduce_offset_lanes(m[r][t]);
+      for (int64_t g = g8; g < ng; ++g) x = __builtin_fmaf(rows[r].offset[g], sm[t][g], x);
+      res[r][t] = x;
+    }
+  }
 }
 
 // The 12 scale bytes of a Q4_K / Q5_K super-block -> 8 scales (bytes 0..7) and 8 minimums (bytes
