@@ -81,6 +81,10 @@ void matmul_args(benchmark::internal::Benchmark* b) {
   // Q4_K_M recipes) and a 100 MB Q4_0 matrix.
   b->Args({static_cast<int64_t>(GgmlType::Q6_K), 1536, 262144, 1});
   b->Args({static_cast<int64_t>(GgmlType::Q4_0), 1536, 131072, 1});
+  // Long rows (E2B's wide FFN down projection, 12288 -> 1536; and a 113 MB matrix of such rows):
+  // a row's activations no longer fit beside the streaming weights in L1.
+  b->Args({static_cast<int64_t>(GgmlType::Q4_0), 12288, 1536, 1});
+  b->Args({static_cast<int64_t>(GgmlType::Q4_0), 12288, 16384, 1});
   b->UseRealTime()->Unit(benchmark::kMillisecond);
 }
 BENCHMARK(BM_Matmul)->Apply(matmul_args);

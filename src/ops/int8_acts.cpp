@@ -134,25 +134,22 @@ void add_decode_terms(Int8Acts& a) {
 void add_q4_0_decode_terms(Int8Acts& a) {
   const int64_t nb = a.n / 32, n_groups = nb / 4, n_chunks = (n_groups + 3) / 4;
   a.q4_lohi.resize(static_cast<size_t>(128 * n_groups));
-  a.q4_corr.resize(static_cast<size_t>(16 * n_groups));
+  a.q4_bcorr.assign(static_cast<size_t>(16 * n_chunks), 0);
   a.q4_dperm.assign(static_cast<size_t>(16 * n_chunks), 0.0f);
   const int8_t* q = a.q.data();
   for (int64_t g = 0; g < n_groups; ++g) {
     int8_t* lo = a.q4_lohi.data() + 128 * g;
+    const int64_t c = g / 4, m = g % 4;
     for (int k = 0; k < 4; ++k) {
       const int8_t* blk = q + 32 * (4 * g + k);
       std::memcpy(lo + 16 * k, blk, 16);
       std::memcpy(lo + 64 + 16 * k, blk + 16, 16);
-      for (int j = 0; j < 4; ++j) {
-        int32_t s = 0;
-        for (int i = 0; i < 4; ++i) s += int32_t{blk[4 * j + i]} + blk[16 + 4 * j + i];
-        a.q4_corr[static_cast<size_t>(16 * g + 4 * k + j)] = -8 * s;
-      }
+      int32_t s = 0;
+      for (int i = 0; i < 32; ++i) s += blk[i];
+      const auto lane = static_cast<size_t>(16 * c + 4 * k + m);
+      a.q4_bcorr[lane] = -8 * s;
+      a.q4_dperm[lane] = a.d[4 * g + k];
     }
-  }
-  for (int64_t g = 0; g < n_groups; ++g) {
-    const int64_t c = g / 4, m = g % 4;
-    for (int k = 0; k < 4; ++k) a.q4_dperm[static_cast<size_t>(16 * c + 4 * k + m)] = a.d[4 * g + k];
   }
   a.has_q4_0_terms = true;
 }

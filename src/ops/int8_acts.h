@@ -25,11 +25,11 @@ struct Int8Acts {
   // per lane of that layout -8 * the sum of its 8 values; per chunk of 16 blocks the blocks' d
   // with lane 4k + m holding block 4m + k (zero past the last full group).
   std::vector<int8_t> q4_lohi;    // [n / 128 groups][128]
-  std::vector<int32_t> q4_corr;   // [n / 128 groups][16]
+  std::vector<int32_t> q4_bcorr;  // [chunks][16]: -8 * sum of a block, in q4_dperm's lane order
   std::vector<float> q4_dperm;    // [chunks][16]
   bool has_sums = false;          // sum16 is current (quantize_acts with_sums)
   bool has_decode_terms = false;  // neg8sum4 / dlane are current (add_decode_terms)
-  bool has_q4_0_terms = false;    // q4_lohi / q4_corr / q4_dperm are current
+  bool has_q4_0_terms = false;    // q4_lohi / q4_bcorr / q4_dperm are current
 
   const int8_t* q_of(int64_t t) const { return q.data() + t * n; }
   const float* d_of(int64_t t) const { return d.data() + t * (n / 32); }
@@ -46,7 +46,7 @@ void add_unsigned_acts(Int8Acts& a);
 
 // Fills a.neg8sum4 and a.dlane for token 0 (decoding Q4_K and Q6_K straight from blocks).
 void add_decode_terms(Int8Acts& a);
-// Fills a.q4_lohi, a.q4_corr and a.q4_dperm for token 0 (Q4_0 decoding with block sums).
+// Fills a.q4_lohi, a.q4_bcorr and a.q4_dperm for token 0 (Q4_0 decoding with block sums).
 void add_q4_0_decode_terms(Int8Acts& a);
 
 // One token's row: the plain scalar form, and the vectorised one quantize_acts uses (same bytes).

@@ -2,15 +2,17 @@
 // common 4-bit type, about twice the throughput of the lane-scaled kernel (ops/int8_dot.h).
 //
 // Q4_0 has one scale per block of 32, so a block's 32 products can be summed as integers before
-// any float work, as llama.cpp does. That needs no duplicated nibbles: 4 blocks (72 bytes) are
-// two masked loads (36 bytes, then the other 36 merged over the first's upper bytes: overlapping
-// 64-byte loads touch twice the lines and cost a third of the out-of-cache speed) and one
-// vpermt2b that gathers their 4 x 16 nibble bytes; the low nibbles (values
-// 0..15 of each block) and the high ones (16..31) meet activations rearranged once per token
-// (Int8Acts::q4_lohi) in two vpdpbusd, whose starting value -8 * sum(a) per lane (q4_corr) turns
-// the unsigned nibbles into q - 8. Four such groups (16 blocks) reduce to one sum per block with
-// 9 unpack/add instructions; the 16 fp16 weight scales come from the loaded registers with two
-// vpermt2w; then one convert, one multiply and one fma per 16 blocks.
+// any float work, as llama.cpp does. A chunk of 16 blocks (288 bytes) is read with four plain
+// 64-byte loads and one 32-byte load, each line once and in order: masked loads, which would
+// fit the 18-byte blocks more neatly, do not train the hardware prefetcher and stream from DRAM
+// at less than half the speed (30 against 72 GB/s on two Zen 5 cores). Group m of 4 blocks
+// (72 bytes at 72m) lies within loads m and m + 1, so one vpermt2b per group gathers its
+// 4 x 16 nibble bytes; the low nibbles (values 0..15 of each block) and the high ones (16..31)
+// meet activations rearranged once per token (Int8Acts::q4_lohi) in two vpdpbusd. Four groups
+// reduce to one sum per block with 9 unpack/add instructions, plus -8 * sum(a) per block
+// (q4_bcorr) to turn the unsigned nibbles into q - 8; the 16 fp16 weight scales come from the
+// loaded registers with three vpermt2w; then one convert, one multiply and one fma per chunk.
+// A last partial chunk (fewer than 4 groups) ends with one masked load that stays inside the row.
 //
 // The arithmetic (bit for bit; tests/ops carry an independent scalar version):
 //   chunk c of 16 blocks (a last partial chunk is padded with zero blocks), lane p = 4k + m holds
@@ -26,6 +28,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "ops/int8_dot_kernels.h"
@@ -40,25 +43,37 @@ namespace {
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx512vbmi,avx2,fma,f16c")))
 
 struct Tables {
-  alignas(64) uint8_t nibbles[64];  // vpermt2b: byte 16k + i <- block k's qs[i]
-  alignas(64) uint16_t w01[32];     // vpermt2w: word 4k + m <- d of block k of group m (m = 0, 1)
-  alignas(64) uint16_t w23[32];     // the same for groups 2, 3 (m = 2, 3)
+  // Whole chunks: group m's nibble bytes from the register pair (load m, load m + 1): byte
+  // 16k + i <- pair byte 8m + 18k + 2 + i (block k's qs[i]).
+  alignas(64) uint8_t nibbles[4][64];
+  // The d of block b = 4m + k (chunk byte 18b, word 9b) to word lane 4k + m: blocks 0..7 from
+  // loads (0, 1), 8..10 from (2, 3), 11..15 from (3, 4).
+  alignas(64) uint16_t d01[32], d23[32], d34[32];
+  __mmask32 from23 = 0, from34 = 0;
   Tables() {
-    // Group bytes 0..63 come from the first load, 64..71 from the second (which starts at 8).
-    for (int k = 0; k < 4; ++k) {
-      for (int i = 0; i < 16; ++i) {
-        const int s = 18 * k + 2 + i;
-        nibbles[16 * k + i] = static_cast<uint8_t>(s < 36 ? s : 64 + s - 8);
+    for (int m = 0; m < 4; ++m) {
+      for (int k = 0; k < 4; ++k) {
+        for (int i = 0; i < 16; ++i) {
+          nibbles[m][16 * k + i] = static_cast<uint8_t>(8 * m + 18 * k + 2 + i);
+        }
       }
     }
-    std::memset(w01, 0, sizeof w01);
-    std::memset(w23, 0, sizeof w23);
-    const uint16_t word[4] = {0, 9, 14, 23};  // d of block k in the merged register
-    for (int k = 0; k < 4; ++k) {
-      w01[4 * k + 0] = word[k];
-      w01[4 * k + 1] = static_cast<uint16_t>(32 + word[k]);
-      w23[4 * k + 2] = word[k];
-      w23[4 * k + 3] = static_cast<uint16_t>(32 + word[k]);
+    std::memset(d01, 0, sizeof d01);
+    std::memset(d23, 0, sizeof d23);
+    std::memset(d34, 0, sizeof d34);
+    for (int m = 0; m < 4; ++m) {
+      for (int k = 0; k < 4; ++k) {
+        const int b = 4 * m + k, lane = 4 * k + m, word = 9 * b;
+        if (b < 8) {
+          d01[lane] = static_cast<uint16_t>(word);
+        } else if (b < 11) {
+          d23[lane] = static_cast<uint16_t>(word - 64);
+          from23 |= __mmask32{1} << lane;
+        } else {
+          d34[lane] = static_cast<uint16_t>(word - 96);
+          from34 |= __mmask32{1} << lane;
+        }
+      }
     }
   }
 };
@@ -71,10 +86,6 @@ const Tables& tables() {
 NIBBLE_AVX512_VBMI inline float reduce16(__m512 acc) {
   return reduce_lanes(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
 }
-
-struct Consts {
-  __m512i idx, idx01, idx23, m4;
-};
 
 // The blocks past the last group of 4 (nb % 4 of them), in order.
 inline float tail(const uint8_t* row, const Int8Acts& a, float res) {
@@ -95,58 +106,93 @@ inline float tail(const uint8_t* row, const Int8Acts& a, float res) {
   return res;
 }
 
-// One row (rows are read one after another: two interleaved streams would halve what the
-// hardware prefetcher does for DRAM-bound decoding).
-NIBBLE_AVX512_VBMI inline void row_dot(const uint8_t* row, const Int8Acts& a, const Consts& k4,
-                                       float* out) {
-  const int64_t nb = a.n / 32, n_groups = nb / 4, n_chunks = (n_groups + 3) / 4;
-  const __m512i idx = k4.idx, idx01 = k4.idx01, idx23 = k4.idx23, m4 = k4.m4;
-  const __mmask64 m36 = (uint64_t{1} << 36) - 1, hi36 = ~((uint64_t{1} << 28) - 1);
+// The 4 x 16 nibble bytes q of a group against its rearranged activations: lanes 4k..4k+3 hold
+// the unsigned sums of block k.
+NIBBLE_AVX512_VBMI inline __m512i group_sums(__m512i q, const int8_t* lohi) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i lo = _mm512_and_si512(q, m4);
+  const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+  const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(lohi));
+  return _mm512_dpbusd_epi32(s, hi, _mm512_loadu_si512(lohi + 64));
+}
+
+// Lanes 4k..4k+3 of r[m] are block 4m + k of the chunk: one sum per block in lane 4k + m, plus
+// the blocks' -8 * sum(a); times the scales w (fp16, word lane p) into acc.
+NIBBLE_AVX512_VBMI inline __m512 accumulate(const __m512i r[4], __m512i w, const int32_t* bcorr,
+                                            const float* dperm, __m512 acc) {
+  const __m512i u01 = _mm512_add_epi32(_mm512_unpacklo_epi32(r[0], r[1]),
+                                       _mm512_unpackhi_epi32(r[0], r[1]));
+  const __m512i u23 = _mm512_add_epi32(_mm512_unpacklo_epi32(r[2], r[3]),
+                                       _mm512_unpackhi_epi32(r[2], r[3]));
+  const __m512i v = _mm512_add_epi32(
+      _mm512_add_epi32(_mm512_unpacklo_epi64(u01, u23), _mm512_unpackhi_epi64(u01, u23)),
+      _mm512_loadu_si512(bcorr));
+  const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(w));
+  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), _mm512_mul_ps(dw, _mm512_loadu_ps(dperm)), acc);
+}
+
+// The chunk of 16 blocks at `chunk`; n_groups < 4 for a last partial chunk, whose bytes end
+// with one masked load (nothing past the row is read) and whose missing groups are zeros.
+template <bool kWhole>
+NIBBLE_AVX512_VBMI inline __m512 chunk_dot(const uint8_t* chunk, int n_groups, const Tables& tb,
+                                           const int8_t* lohi, const int32_t* bcorr,
+                                           const float* dperm, __m512 acc) {
+  __m512i l[5];
+  if constexpr (kWhole) {
+    for (int i = 0; i < 4; ++i) l[i] = _mm512_loadu_si512(chunk + 64 * i);
+    l[4] = _mm512_zextsi256_si512(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(chunk + 256)));
+  } else {
+    const int n_bytes = 72 * n_groups;
+    for (int i = 0; i < 5; ++i) {
+      const int left = n_bytes - 64 * i;
+      l[i] = left >= 64 ? _mm512_loadu_si512(chunk + 64 * i)
+             : left > 0 ? _mm512_maskz_loadu_epi8((uint64_t{1} << left) - 1, chunk + 64 * i)
+                        : _mm512_setzero_si512();
+    }
+  }
+  __m512i r[4];
+  for (int m = 0; m < 4; ++m) {
+    if (!kWhole && m >= n_groups) {  // padding (no activations there): zero sums
+      r[m] = _mm512_setzero_si512();
+      continue;
+    }
+    const __m512i q =
+        _mm512_permutex2var_epi8(l[m], _mm512_load_si512(tb.nibbles[m]), l[m + 1]);
+    r[m] = group_sums(q, lohi + 128 * m);
+  }
+  // Scales of padding blocks come from zero bytes: 0, like their sums and activation scales.
+  __m512i w = _mm512_permutex2var_epi16(l[0], _mm512_load_si512(tb.d01), l[1]);
+  w = _mm512_mask_blend_epi16(tb.from23, w,
+                              _mm512_permutex2var_epi16(l[2], _mm512_load_si512(tb.d23), l[3]));
+  w = _mm512_mask_blend_epi16(tb.from34, w,
+                              _mm512_permutex2var_epi16(l[3], _mm512_load_si512(tb.d34), l[4]));
+  return accumulate(r, w, bcorr, dperm, acc);
+}
+
+// One row, its chunks in order: one sequential stream (rows are adjacent, so a task's rows
+// are one stream too).
+NIBBLE_AVX512_VBMI inline float row_dot(const uint8_t* row, const Int8Acts& a, const Tables& tb) {
+  const int64_t nb = a.n / 32, n_groups = nb / 4, n_whole = n_groups / 4;
   const int8_t* lohi = a.q4_lohi.data();
-  const int32_t* corr = a.q4_corr.data();
+  const int32_t* bcorr = a.q4_bcorr.data();
   const float* dperm = a.q4_dperm.data();
   __m512 acc = _mm512_setzero_ps();
-  for (int64_t c = 0; c < n_chunks; ++c) {
+  for (int64_t c = 0; c < n_whole; ++c) {
     const uint8_t* chunk = row + 288 * c;
-    // The hardware prefetcher alone leaves DRAM-bound decoding at a fraction of the
-    // bandwidth: ask for every line of the chunk's 288 bytes kDecodePrefetch ahead.
+    // Software prefetches on top of the hardware's keep more lines in flight.
     for (int l = 0; l < 5; ++l) {
       _mm_prefetch(reinterpret_cast<const char*>(chunk + kDecodePrefetch + 64 * l),
                    _MM_HINT_T0);
     }
-    __m512i r[4], z[4];
-    for (int m = 0; m < 4; ++m) {
-      const int64_t g = 4 * c + m;
-      if (g >= n_groups) {  // padding of a last partial chunk: zero sums, zero scales
-        r[m] = _mm512_setzero_si512();
-        z[m] = _mm512_setzero_si512();
-        continue;
-      }
-      const uint8_t* base = row + 72 * g;
-      const __m512i lo36 = _mm512_maskz_loadu_epi8(m36, base);
-      z[m] = _mm512_mask_loadu_epi8(lo36, hi36, base + 8);
-      const __m512i q = _mm512_permutex2var_epi8(lo36, idx, z[m]);
-      const __m512i lo = _mm512_and_si512(q, m4);
-      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
-      const __m512i s = _mm512_dpbusd_epi32(_mm512_loadu_si512(corr + 16 * g), lo,
-                                            _mm512_loadu_si512(lohi + 128 * g));
-      r[m] = _mm512_dpbusd_epi32(s, hi, _mm512_loadu_si512(lohi + 128 * g + 64));
-    }
-    // Lanes 4k..4k+3 of r[m] are block 4m + k of the chunk: reduce them to lane 4k + m.
-    const __m512i u01 = _mm512_add_epi32(_mm512_unpacklo_epi32(r[0], r[1]),
-                                         _mm512_unpackhi_epi32(r[0], r[1]));
-    const __m512i u23 = _mm512_add_epi32(_mm512_unpacklo_epi32(r[2], r[3]),
-                                         _mm512_unpackhi_epi32(r[2], r[3]));
-    const __m512i v = _mm512_add_epi32(_mm512_unpacklo_epi64(u01, u23),
-                                       _mm512_unpackhi_epi64(u01, u23));
-    const __m512i w =
-        _mm512_mask_blend_epi16(0xCCCC, _mm512_permutex2var_epi16(z[0], idx01, z[1]),
-                                _mm512_permutex2var_epi16(z[2], idx23, z[3]));
-    const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(w));
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v),
-                          _mm512_mul_ps(dw, _mm512_loadu_ps(dperm + 16 * c)), acc);
+    acc = chunk_dot<true>(chunk, 4, tb, lohi + 512 * c, bcorr + 16 * c, dperm + 16 * c, acc);
   }
-  *out = tail(row, a, reduce16(acc));
+  if (n_groups % 4 != 0) {
+    const int64_t c = n_whole;
+    acc = chunk_dot<false>(row + 288 * c, static_cast<int>(n_groups % 4), tb, lohi + 512 * c,
+                           bcorr + 16 * c, dperm + 16 * c, acc);
+  }
+  return tail(row, a, reduce16(acc));
 }
 
 }  // namespace
@@ -154,9 +200,7 @@ NIBBLE_AVX512_VBMI inline void row_dot(const uint8_t* row, const Int8Acts& a, co
 NIBBLE_AVX512_VBMI void q4_0_decode_rows(const uint8_t* const* rows, int n_rows, const Int8Acts& a,
                                          float* out) {
   const Tables& tb = tables();
-  const Consts k4{_mm512_load_si512(tb.nibbles), _mm512_load_si512(tb.w01),
-                  _mm512_load_si512(tb.w23), _mm512_set1_epi8(0x0F)};
-  for (int r = 0; r < n_rows; ++r) row_dot(rows[r], a, k4, out + r);
+  for (int r = 0; r < n_rows; ++r) out[r] = row_dot(rows[r], a, tb);
 }
 
 }  // namespace nibble::int8_kernels
