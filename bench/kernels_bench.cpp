@@ -85,6 +85,10 @@ void matmul_args(benchmark::internal::Benchmark* b) {
   // a row's activations no longer fit beside the streaming weights in L1.
   b->Args({static_cast<int64_t>(GgmlType::Q4_0), 12288, 1536, 1});
   b->Args({static_cast<int64_t>(GgmlType::Q4_0), 12288, 16384, 1});
+  // E2B's smallest decoding matrices, where fixed costs (threads, activations) show: the
+  // per-layer input projection (256 -> 1536) and K (1536 -> 256).
+  b->Args({static_cast<int64_t>(GgmlType::Q4_0), 256, 1536, 1});
+  b->Args({static_cast<int64_t>(GgmlType::Q4_0), 1536, 256, 1});
   b->UseRealTime()->Unit(benchmark::kMillisecond);
 }
 BENCHMARK(BM_Matmul)->Apply(matmul_args);

@@ -58,9 +58,13 @@ mkdir -p "$CACHE"
 RESULTS="$CACHE/results-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 : >"$RESULTS"
 
-echo "bench-compare: measuring memory bandwidth" >&2
-"$NIBBLE" bench --membw --json >>"$RESULTS"
-MEMBW=$(python3 -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1]) if l.strip()][-1]["gb_per_s"])' "$RESULTS")
+# The memory bandwidth of a shared machine moves by tens of percent within minutes, so each
+# share is against bandwidth measured in the same minutes: nibble bench measures before each of
+# its timed runs; llama.cpp's runs get the mean of a measurement just before and just after them.
+membw_now() {
+    "$NIBBLE" bench --membw --json | tee -a "$RESULTS" |
+        python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["gb_per_s"])'
+}
 
 suffix=""
 layer_args=()
@@ -77,10 +81,27 @@ for type in $TYPES; do
         echo "bench-compare: reusing $model" >&2
     fi
     echo "bench-compare: nibble, $type" >&2
-    "$NIBBLE" bench "$model" -p "$P" -n "$N" -t "$THREADS" -r "$R" --membw-gbps "$MEMBW" --json >>"$RESULTS"
+    "$NIBBLE" bench "$model" -p "$P" -n "$N" -t "$THREADS" -r "$R" --json >>"$RESULTS"
     echo "bench-compare: llama.cpp, $type" >&2
+    before=$(membw_now)
+    tmp="$RESULTS.llama"
     node "$ROOT/bench/llama_cpp_bench.mjs" "$model" -p "$P" -n "$N" -t "$THREADS" -r "$R" \
-        --membw-gbps "$MEMBW" --json >>"$RESULTS"
+        --membw-gbps 1 --json >"$tmp"
+    after=$(membw_now)
+    python3 - "$tmp" "$before" "$after" >>"$RESULTS" <<'EOF2'
+import json, sys
+bw = 0.5 * (float(sys.argv[2]) + float(sys.argv[3]))
+for line in open(sys.argv[1]):
+    if not line.strip():
+        continue
+    r = json.loads(line)
+    if "gb_per_s" in r and "tokens_per_s" in r:
+        r["membw_gb_per_s"] = bw
+        r["membw_samples"] = [float(sys.argv[2]), float(sys.argv[3])]
+        r["pct_membw"] = 100.0 * r["gb_per_s"] / bw
+    print(json.dumps(r))
+EOF2
+    rm -f "$tmp"
 done
 
 python3 - "$RESULTS" "$THREADS" <<'EOF'
@@ -97,8 +118,9 @@ try:
             break
 except OSError:
     pass
-print(f"CPU: {cpu}; {threads} threads; memory bandwidth {membw['gb_per_s']:.2f} GB/s "
-      f"(nibble bench --membw: {membw['buffer_bytes'] >> 20} MiB streaming read, {membw['threads']} threads, best of {membw['runs']})")
+print(f"CPU: {cpu}; {threads} threads; memory bandwidth (nibble bench --membw: {membw['buffer_bytes'] >> 20} MiB "
+      f"streaming read, {membw['threads']} threads, best of {membw['runs']} reads, {membw['loads']} loads) measured "
+      f"before every nibble run and around every llama.cpp test; each row shows the one its share uses")
 print(f"llama.cpp: node-llama-cpp 3.21.1, llama.cpp {info.get('llama_cpp_release', '?')}, "
       f"CPU backend {info.get('cpu_backend', '?')}")
 print()
@@ -120,7 +142,7 @@ for model, test in keys:
     ratio = n["tokens_per_s"] / l["tokens_per_s"] if l["tokens_per_s"] > 0 else float("nan")
     name = f"{model} ({n['type']})"
     print(f"| {name} | {test} | {fmt_ts(n)} | {fmt_ts(l)} | {ratio:.2f}x | {n['gb_per_s']:.2f} | {l['gb_per_s']:.2f} | "
-          f"{n['pct_membw']:.1f}% | {l['pct_membw']:.1f}% |")
+          f"{n['pct_membw']:.1f}% of {n['membw_gb_per_s']:.1f} | {l['pct_membw']:.1f}% of {l['membw_gb_per_s']:.1f} |")
 print()
 print("GB/s = bytes of weights read per token x tokens/s. For pp it counts the weights once per token although a "
       "batch reads them once, so pp shares above 100% are expected; tg is the bandwidth-bound test.")

@@ -17,6 +17,11 @@ void dot_4rows(const float* const* w, const float* x, int64_t n, float* out);
 // out[t * 4 + r] = dot(w[r], x + t * ldx) for 4 rows and 2 tokens.
 void dot_4rows_2tok(const float* const* w, const float* x, int64_t ldx, int64_t n, float* out);
 
+// The same for BF16 weights, widened on the fly (bit-identical with widening the rows first and
+// calling dot_f32 / dot_4rows): decoding reads BF16 matrices without a float copy.
+float dot_bf16(const uint16_t* a, const float* b, int64_t n);
+void dot_4rows_bf16(const uint16_t* const* w, const float* x, int64_t n, float* out);
+
 // y[i] += a * x[i]
 void axpy_f32(float a, const float* x, float* y, int64_t n);
 

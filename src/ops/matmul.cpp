@@ -45,6 +45,28 @@ void matmul_float(const WeightMatrix& w, const float* x, int64_t n_tokens, float
   const int64_t n_in = w.n_in, n_out = w.n_out;
   const int64_t n_blocks = (n_out + kRowBlock - 1) / kRowBlock;
   const bool direct = w.type == GgmlType::F32;
+  if (w.type == GgmlType::BF16 && n_tokens == 1) {
+    // Decoding: widen BF16 rows on the fly (same bits as through the buffer below), about 4
+    // tasks per thread, each one sequential stream (as matmul_int8 decodes).
+    const int64_t threads = pool_threads();
+    const int64_t rows_per_task = (std::max<int64_t>(4, n_out / (4 * threads)) + 3) & ~int64_t{3};
+    const int64_t n_tasks = (n_out + rows_per_task - 1) / rows_per_task;
+    auto task = [&](int64_t k) {
+      const int64_t r0 = k * rows_per_task;
+      const int64_t nr = std::min(rows_per_task, n_out - r0);
+      int64_t r = 0;
+      for (; r + 4 <= nr; r += 4) {
+        const uint16_t* rows[4];
+        for (int i = 0; i < 4; ++i) rows[i] = reinterpret_cast<const uint16_t*>(w.row(r0 + r + i));
+        dot_4rows_bf16(rows, x, n_in, y + r0 + r);
+      }
+      for (; r < nr; ++r) {
+        y[r0 + r] = dot_bf16(reinterpret_cast<const uint16_t*>(w.row(r0 + r)), x, n_in);
+      }
+    };
+    run_tasks(n_tasks > 1 && n_out * n_in >= (int64_t{1} << 17), n_tasks, task);
+    return;
+  }
   auto block = [&](int64_t b) {
     thread_local std::vector<float> buf;
     if (!direct && buf.size() < static_cast<size_t>(kRowBlock * n_in))

@@ -151,6 +151,7 @@ Result<BenchResult> bench_prompt(const Model& model, const BenchParams& p) {
   NIBBLE_TRY(run_once());  // warm-up (pages the weights in)
   NIBBLE_TRY(check_finite(logits, r.test.c_str()));
   for (int k = 0; k < p.reps; ++k) {
+    if (p.before_run) p.before_run();
     const auto t0 = std::chrono::steady_clock::now();
     NIBBLE_TRY(run_once());
     r.tokens_per_s.push_back(p.n_prompt / std::max(seconds_since(t0), 1e-9));
@@ -186,6 +187,7 @@ Result<BenchResult> bench_generate(const Model& model, const BenchParams& p) {
   NIBBLE_TRY(run_once(1));  // warm-up: one token, as llama-bench does
   NIBBLE_TRY(check_finite(logits, r.test.c_str()));
   for (int k = 0; k < p.reps; ++k) {
+    if (p.before_run) p.before_run();
     const auto t0 = std::chrono::steady_clock::now();
     NIBBLE_TRY(run_once(p.n_gen));
     r.tokens_per_s.push_back(p.n_gen / std::max(seconds_since(t0), 1e-9));

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,9 @@ struct BenchParams {
   int reps = 5;
   uint32_t seed = 1;       // random token ids
   SessionOptions session;  // n_ctx and n_batch are set per test; KV types, flash attention used
+  // Called before each timed run, outside the timing (nibble bench measures the memory bandwidth
+  // there, so that the share it reports compares numbers from the same minutes).
+  std::function<void()> before_run;
 };
 
 struct BenchResult {

@@ -78,6 +78,26 @@ TEST(BenchCli, MembwJson) {
   EXPECT_EQ(lines[0]["test"], "membw");
   EXPECT_GT(lines[0]["gb_per_s"].get<double>(), 0.1);
   EXPECT_EQ(lines[0]["buffer_bytes"], 1u << 30);
+  EXPECT_EQ(lines[0]["runs"], 10);  // 5 runs, each without and with software prefetches
+  EXPECT_FALSE(lines[0]["loads"].get<std::string>().empty());
+}
+
+// Without --membw-gbps the bandwidth is measured before every timed run, and a test's share
+// is against the median of its own runs' measurements.
+TEST(BenchCli, BandwidthMeasuredBeforeEveryRun) {
+  auto r = test::run_nibble({"bench", bundled_model(), "-p", "0", "-n", "2", "-r", "3", "-t", "1",
+                             "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), 1u) << r.out;
+  const auto& j = lines[0];
+  ASSERT_EQ(j["membw_samples"].size(), 3u);
+  std::vector<double> s;
+  for (const auto& v : j["membw_samples"]) s.push_back(v.get<double>());
+  std::sort(s.begin(), s.end());
+  EXPECT_GT(s[0], 0.0);
+  EXPECT_DOUBLE_EQ(j["membw_gb_per_s"].get<double>(), s[1]);
+  EXPECT_NEAR(j["pct_membw"].get<double>(), 100.0 * j["gb_per_s"].get<double>() / s[1], 1e-9);
 }
 
 TEST(BenchCli, BadArgumentsAreOneLineErrors) {

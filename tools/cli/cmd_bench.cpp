@@ -4,16 +4,20 @@
 // nibble bench --membw [--json]
 // Prompt processing (pp) and generation (tg) speed with llama-bench's semantics
 // (runtime/bench.h), the bytes of weights each token reads, the GB/s that makes, and its share of
-// the machine's memory bandwidth (util/membw.h). The bandwidth is measured at the start of every
-// run (1 GiB streaming read with all hardware threads, best of 3, about a second) unless
-// --membw-gbps gives a value measured before; nothing is cached between runs.
+// the machine's memory bandwidth (util/membw.h). Unless --membw-gbps gives a value, the bandwidth
+// is measured before every timed run (1 GiB streaming read with all hardware threads, best of 3,
+// ~0.1 s; the 1 GiB buffer is held while the benchmark runs) and a test's share uses the median
+// of the values measured around its own runs: on a shared machine the bandwidth moves by tens of
+// percent within minutes, and a share is only meaningful against the bandwidth of its minutes.
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <vector>
 
 #include "cli/command.h"
 #include "cli/gen_options.h"
@@ -52,12 +56,17 @@ void print_json(const nlohmann::ordered_json& j) {
   std::fflush(stdout);
 }
 
-Result<MemBandwidth> membw(int runs) {
-  return measure_memory_bandwidth(1ull << 30, runs, 0);
+constexpr uint64_t kProbeBytes = 1ull << 30;
+
+double median_of(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 int run_membw(const Args& a) {
-  auto m = membw(5);
+  auto m = measure_memory_bandwidth(kProbeBytes, 5, 0);
   if (!m.ok()) return fail("bench: " + m.error().message);
   if (a.json) {
     print_json(nlohmann::ordered_json{{"test", "membw"},
@@ -65,11 +74,12 @@ int run_membw(const Args& a) {
                 {"median_gb_per_s", m->median_gb_per_s},
                 {"threads", m->threads},
                 {"buffer_bytes", m->buffer_bytes},
-                {"runs", m->runs}});
+                {"runs", m->runs},
+                {"loads", m->loads}});
   } else {
-    std::printf("memory bandwidth: %.2f GB/s (streaming read of %s, %d threads, best of %d; "
-                "median %.2f GB/s)\n",
-                m->gb_per_s, format_bytes(m->buffer_bytes).c_str(), m->threads, m->runs,
+    std::printf("memory bandwidth: %.2f GB/s (streaming read of %s with %s loads, %d threads, "
+                "best of %d reads; median %.2f GB/s)\n",
+                m->gb_per_s, format_bytes(m->buffer_bytes).c_str(), m->loads, m->threads, m->runs,
                 m->median_gb_per_s);
   }
   return 0;
@@ -102,13 +112,6 @@ int run(const Args& a) {
   }
   const int threads = pool_threads();
 
-  double bw = a.membw_gbps;
-  if (bw == 0.0) {
-    auto m = membw(3);
-    if (!m.ok()) return fail("bench: " + m.error().message);
-    bw = m->gb_per_s;
-  }
-
   auto model = load_model(a.model);
   if (!model.ok()) return fail("bench: " + model.error().message);
   const GgufFile& file = (*model)->file();
@@ -119,17 +122,32 @@ int run(const Args& a) {
   const std::string type = file_type_name(file);
   const std::string name = std::filesystem::path(a.model).filename().string();
 
+  // The bandwidth: given, or measured before every timed run (samples of the current test).
+  std::unique_ptr<MemBandwidthProbe> probe;
+  std::vector<double> samples;
+  if (a.membw_gbps == 0.0) {
+    auto pr = MemBandwidthProbe::create(kProbeBytes, 0);
+    if (!pr.ok()) return fail("bench: " + pr.error().message);
+    probe = std::move(pr.value());
+    p.before_run = [&] {
+      auto m = probe->measure(3);
+      if (m.ok()) samples.push_back(m->gb_per_s);
+    };
+  }
+
   if (!a.json) {
-    std::printf("model: %s (%s, weights %s, %.3f GB read per token), %d threads, %s, memory "
-                "bandwidth %.2f GB/s%s\n",
+    std::printf("model: %s (%s, weights %s, %.3f GB read per token), %d threads, %s; memory "
+                "bandwidth %s\n",
                 name.c_str(), type.c_str(), format_bytes(weight_bytes).c_str(), bpt.value() / 1e9,
-                threads, kv.c_str(), bw, a.membw_gbps > 0 ? " (given)" : " (measured)");
-    std::printf("| test   |          t/s (median ± sd) |   GB/s | %% membw |\n");
-    std::printf("| ------ | -------------------------: | -----: | ------: |\n");
+                threads, kv.c_str(),
+                a.membw_gbps > 0 ? "given" : "measured before each run (median of a test's)");
+    std::printf("| test   |          t/s (median ± sd) |   GB/s | membw GB/s | %% membw |\n");
+    std::printf("| ------ | -------------------------: | -----: | ---------: | ------: |\n");
     std::fflush(stdout);
   }
   auto report = [&](const BenchResult& r) {
     const double gbs = bpt.value() * r.median / 1e9;
+    const double bw = a.membw_gbps > 0 ? a.membw_gbps : median_of(samples);
     if (a.json) {
       print_json(nlohmann::ordered_json{{"engine", "nibble"},
                   {"test", r.test},
@@ -140,6 +158,7 @@ int run(const Args& a) {
                   {"gb_per_s", gbs},
                   {"pct_membw", bw > 0 ? 100.0 * gbs / bw : 0.0},
                   {"membw_gb_per_s", bw},
+                  {"membw_samples", a.membw_gbps > 0 ? std::vector<double>{} : samples},
                   {"bytes_per_token", bpt.value()},
                   {"threads", threads},
                   {"n_batch", a.n_batch},
@@ -151,17 +170,19 @@ int run(const Args& a) {
                   {"type", type},
                   {"model", name}});
     } else {
-      std::printf("| %-6s | %14.2f ± %-10.2f | %6.2f | %6.1f%% |\n", r.test.c_str(), r.median,
-                  r.stddev, gbs, bw > 0 ? 100.0 * gbs / bw : 0.0);
+      std::printf("| %-6s | %14.2f ± %-10.2f | %6.2f | %10.2f | %6.1f%% |\n", r.test.c_str(),
+                  r.median, r.stddev, gbs, bw, bw > 0 ? 100.0 * gbs / bw : 0.0);
       std::fflush(stdout);
     }
   };
   if (p.n_prompt > 0) {
+    samples.clear();
     auto r = bench_prompt(**model, p);
     if (!r.ok()) return fail(r.error().message);
     report(r.value());
   }
   if (p.n_gen > 0) {
+    samples.clear();
     auto r = bench_generate(**model, p);
     if (!r.ok()) return fail(r.error().message);
     report(r.value());
@@ -187,9 +208,11 @@ void setup(CLI::App& app, int& exit_code) {
   cmd->add_option("--seed", a->seed, "Seed of the random token ids")->capture_default_str();
   cmd->add_flag("--json", a->json, "One JSON object per line instead of a table");
   cmd->add_flag("--membw", a->membw_only,
-                "Only measure the memory bandwidth (1 GiB streaming read, all threads, best of 5)");
+                "Only measure the memory bandwidth (1 GiB streaming read with the widest vector "
+                "loads, all threads, best of 5)");
   cmd->add_option("--membw-gbps", a->membw_gbps,
-                  "Memory bandwidth in GB/s for the %% column (default: measured at the start)");
+                  "Memory bandwidth in GB/s for the %% column (default: measured before every "
+                  "timed run)");
   add_kv_options(cmd, a->kv);
   cmd->callback([a, &exit_code] { exit_code = run(*a); });
 }
