@@ -326,7 +326,8 @@ void direct(const uint8_t* const* rows, int n_rows, const Int8Acts& a, int64_t t
 bool q4_0_decode_available() {
   static const bool yes = [] {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512vbmi") != 0 && __builtin_cpu_supports("avx512vnni") != 0;
+    return __builtin_cpu_supports("avx512vbmi") != 0 && __builtin_cpu_supports("avx512vnni") != 0 &&
+           __builtin_cpu_supports("gfni") != 0;
   }();
   return yes;
 }
