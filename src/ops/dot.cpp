@@ -34,10 +34,10 @@ inline float tail(const float* a, const float* b, int64_t i, int64_t n) {
 typedef uint16_t v8h __attribute__((vector_size(16), aligned(2), may_alias));
 typedef uint32_t v8i __attribute__((vector_size(32)));
 
-[[gnu::always_inline]] inline v8 bf16x8(const uint16_t* p) {
-  const v8i bits = __builtin_convertvector(*reinterpret_cast<const v8h*>(p), v8i) << 16;
-  return reinterpret_cast<const v8&>(bits);
-}
+// A macro, not a helper returning a vector (clang refuses that in the baseline clone); a cast
+// between vector types of the same size reinterprets the bits.
+#define NIBBLE_BF16X8(p) \
+  ((v8)(__builtin_convertvector(*reinterpret_cast<const v8h*>(p), v8i) << 16))
 
 inline float bf16_value(uint16_t h) {
   const uint32_t bits = static_cast<uint32_t>(h) << 16;
@@ -114,7 +114,7 @@ NIBBLE_CLONES
 float dot_bf16(const uint16_t* a, const float* b, int64_t n) {
   v8 acc = {};
   const int64_t n8 = n & ~int64_t{7};
-  for (int64_t i = 0; i < n8; i += 8) acc += bf16x8(a + i) * NIBBLE_LOAD8(b + i);
+  for (int64_t i = 0; i < n8; i += 8) acc += NIBBLE_BF16X8(a + i) * NIBBLE_LOAD8(b + i);
   return hsum(acc) + tail_bf16(a, b, n8, n);
 }
 
@@ -131,10 +131,10 @@ void dot_4rows_bf16(const uint16_t* const* w, const float* x, int64_t n, float* 
       __builtin_prefetch(w3 + i + 2048);
     }
     const v8 xv = NIBBLE_LOAD8(x + i);
-    a0 += bf16x8(w0 + i) * xv;
-    a1 += bf16x8(w1 + i) * xv;
-    a2 += bf16x8(w2 + i) * xv;
-    a3 += bf16x8(w3 + i) * xv;
+    a0 += NIBBLE_BF16X8(w0 + i) * xv;
+    a1 += NIBBLE_BF16X8(w1 + i) * xv;
+    a2 += NIBBLE_BF16X8(w2 + i) * xv;
+    a3 += NIBBLE_BF16X8(w3 + i) * xv;
   }
   out[0] = hsum(a0) + tail_bf16(w0, x, n8, n);
   out[1] = hsum(a1) + tail_bf16(w1, x, n8, n);
