@@ -270,7 +270,7 @@ void q3_k(const uint8_t* src, int64_t n, int8_t* q, float* s) {
 }
 
 
-// ---- AVX2 + F16C unpackers for the types the recipes use most (same bytes as above) ----------
+// ---- AVX2 + F16C unpackers for the K-quants, Q4_0, Q8_0 and IQ4_XS (same bytes as above) -----
 
 #define NIBBLE_AVX2 __attribute__((target("avx2,fma,f16c")))
 
@@ -365,6 +365,136 @@ NIBBLE_AVX2 void q6_k_avx2(const uint8_t* src, int64_t n, int8_t* q, float* s) {
   }
 }
 
+// A byte mask per element: 0xFF where bit `bit` of the byte is set.
+NIBBLE_AVX2 inline __m256i bit_set(__m256i bytes, int bit) {
+  const __m256i b = _mm256_set1_epi8(static_cast<char>(1 << bit));
+  return _mm256_cmpeq_epi8(_mm256_and_si256(bytes, b), b);
+}
+
+NIBBLE_AVX2 void q5_k_avx2(const uint8_t* src, int64_t n, int8_t* q, float* s, float* off) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), k16 = _mm256_set1_epi8(16);
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    const uint8_t* raw = src + b * sizeof(BlockQ5_K);
+    const auto* blk = reinterpret_cast<const BlockQ5_K*>(raw);
+    uint16_t hd, hm;
+    std::memcpy(&hd, raw, 2);
+    std::memcpy(&hm, raw + 2, 2);
+    const float d = _cvtsh_ss(hd), dmin = _cvtsh_ss(hm);
+    int8_t* o = q + b * kQK_K;
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qh));
+    for (int k = 0; k < 4; ++k) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qs + 32 * k));
+      const __m256i lo = _mm256_add_epi8(_mm256_and_si256(v, m4),
+                                         _mm256_and_si256(bit_set(qh, 2 * k), k16));
+      const __m256i hi = _mm256_add_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4),
+                                         _mm256_and_si256(bit_set(qh, 2 * k + 1), k16));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 64 * k), lo);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 64 * k + 32), hi);
+    }
+    for (int sb = 0; sb < 8; ++sb) {
+      int sc, m;
+      k4_scale_min(blk->scales, sb, &sc, &m);
+      const int64_t e0 = b * kQK_K + 32 * sb;
+      _mm256_storeu_ps(s + e0 / 4, _mm256_set1_ps(d * static_cast<float>(sc)));
+      off[e0 / 16] = off[e0 / 16 + 1] = -(dmin * static_cast<float>(m));
+    }
+  }
+}
+
+NIBBLE_AVX2 void q2_k_avx2(const uint8_t* src, int64_t n, int8_t* q, float* s, float* off) {
+  const __m256i m2 = _mm256_set1_epi8(3);
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    const uint8_t* raw = src + b * sizeof(BlockQ2_K);
+    const auto* blk = reinterpret_cast<const BlockQ2_K*>(raw);
+    uint16_t hd, hm;
+    std::memcpy(&hd, raw + offsetof(BlockQ2_K, d), 2);
+    std::memcpy(&hm, raw + offsetof(BlockQ2_K, dmin), 2);
+    const float d = _cvtsh_ss(hd), dmin = _cvtsh_ss(hm);
+    int8_t* o = q + b * kQK_K;
+    for (int h = 0; h < 2; ++h) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qs + 32 * h));
+      for (int p = 0; p < 4; ++p) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 128 * h + 32 * p),
+                            _mm256_and_si256(_mm256_srli_epi16(v, 2 * p), m2));
+      }
+    }
+    // 16 sub-blocks: scales d * (sc & 15), 4 lanes each; offsets -(dmin * (sc >> 4)), one each.
+    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales));
+    const __m128i sc_lo = _mm_and_si128(sc, _mm_set1_epi8(0x0F));
+    const __m128i sc_hi = _mm_and_si128(_mm_srli_epi16(sc, 4), _mm_set1_epi8(0x0F));
+    alignas(32) float scale16[16];
+    const __m256 vd = _mm256_set1_ps(d), vm = _mm256_set1_ps(dmin);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m128i lo[2] = {sc_lo, _mm_srli_si128(sc_lo, 8)};
+    const __m128i hi[2] = {sc_hi, _mm_srli_si128(sc_hi, 8)};
+    for (int half = 0; half < 2; ++half) {
+      const __m256 lo8 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo[half]));
+      const __m256 hi8 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi[half]));
+      _mm256_store_ps(scale16 + 8 * half, _mm256_mul_ps(vd, lo8));
+      _mm256_storeu_ps(off + b * 16 + 8 * half, _mm256_xor_ps(_mm256_mul_ps(vm, hi8), sign));
+    }
+    float* sp = s + b * kQK_K / 4;
+    for (int j = 0; j < 16; ++j) _mm_storeu_ps(sp + 4 * j, _mm_broadcast_ss(scale16 + j));
+  }
+}
+
+NIBBLE_AVX2 void q3_k_avx2(const uint8_t* src, int64_t n, int8_t* q, float* s) {
+  const __m256i m2 = _mm256_set1_epi8(3), k4 = _mm256_set1_epi8(4);
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    const uint8_t* raw = src + b * sizeof(BlockQ3_K);
+    const auto* blk = reinterpret_cast<const BlockQ3_K*>(raw);
+    uint16_t hd;
+    std::memcpy(&hd, raw + offsetof(BlockQ3_K, d), 2);
+    const float d = _cvtsh_ss(hd);
+    int8_t* o = q + b * kQK_K;
+    const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->hmask));
+    for (int h = 0; h < 2; ++h) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qs + 32 * h));
+      for (int p = 0; p < 4; ++p) {
+        const __m256i low = _mm256_and_si256(_mm256_srli_epi16(v, 2 * p), m2);
+        const __m256i minus4 = _mm256_andnot_si256(bit_set(hm, 4 * h + p), k4);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 128 * h + 32 * p),
+                            _mm256_sub_epi8(low, minus4));
+      }
+    }
+    alignas(32) int32_t sc[16];
+    for (int j = 0; j < 16; ++j) sc[j] = q3k_scale(blk->scales, j) - 32;
+    alignas(32) float scale16[16];
+    const __m256 vd = _mm256_set1_ps(d);
+    for (int half = 0; half < 2; ++half) {
+      _mm256_store_ps(scale16 + 8 * half,
+                      _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_load_si256(
+                                            reinterpret_cast<const __m256i*>(sc + 8 * half)))));
+    }
+    float* sp = s + b * kQK_K / 4;
+    for (int j = 0; j < 16; ++j) _mm_storeu_ps(sp + 4 * j, _mm_broadcast_ss(scale16 + j));
+  }
+}
+
+NIBBLE_AVX2 void iq4_xs_avx2(const uint8_t* src, int64_t n, int8_t* q, float* s) {
+  const __m128i values = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues));
+  const __m128i m4 = _mm_set1_epi8(0x0F);
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    const uint8_t* raw = src + b * sizeof(BlockIQ4_XS);
+    const auto* blk = reinterpret_cast<const BlockIQ4_XS*>(raw);
+    uint16_t hd, scales_h;
+    std::memcpy(&hd, raw, 2);
+    std::memcpy(&scales_h, &blk->scales_h, 2);
+    const float d = _cvtsh_ss(hd);
+    for (int ib = 0; ib < 8; ++ib) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->qs + 16 * ib));
+      int8_t* o = q + b * kQK_K + 32 * ib;
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm_shuffle_epi8(values, _mm_and_si128(v, m4)));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 16),
+                       _mm_shuffle_epi8(values, _mm_and_si128(_mm_srli_epi16(v, 4), m4)));
+      const int ls = ((blk->scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF) |
+                     (((scales_h >> (2 * ib)) & 3) << 4);
+      _mm256_storeu_ps(s + (b * kQK_K + 32 * ib) / 4,
+                       _mm256_set1_ps(d * static_cast<float>(ls - 32)));
+    }
+  }
+}
+
 bool have_avx2() {
   static const bool yes = [] {
     __builtin_cpu_init();
@@ -411,6 +541,10 @@ void unpack_int8_row(GgmlType type, const uint8_t* src, int64_t n, int8_t* q, fl
       case GgmlType::Q8_0: return q8_0_avx2(src, n, q, scale);
       case GgmlType::Q4_K: return q4_k_avx2(src, n, q, scale, offset);
       case GgmlType::Q6_K: return q6_k_avx2(src, n, q, scale);
+      case GgmlType::Q5_K: return q5_k_avx2(src, n, q, scale, offset);
+      case GgmlType::Q2_K: return q2_k_avx2(src, n, q, scale, offset);
+      case GgmlType::Q3_K: return q3_k_avx2(src, n, q, scale);
+      case GgmlType::IQ4_XS: return iq4_xs_avx2(src, n, q, scale);
       default: break;
     }
   }

@@ -474,6 +474,30 @@ TEST(FitHostile, BadBudgets) {
   expect_clean_error(test::run_nibble({"plan", "--table", "--preset", "e2b"}), "--table");
 }
 
+// --kv-recent reaches the plans fit makes: the f16 recent ring of every quantized KV layer
+// holds N + batch - 1 rows (none with 0), as in the plan fit prints.
+TEST(FitCli, KvRecentReachesThePlan) {
+  auto run_fit = [](const char* recent) {
+    auto r = test::run_nibble({"fit", "--preset", "26b-a4b", "--ram", "15GiB", "--vram", "0",
+                               "--kv-recent", recent, "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return json::parse(r.out);
+  };
+  for (int64_t recent : {0, 1024}) {
+    const json f = run_fit(std::to_string(recent).c_str());
+    EXPECT_EQ(f["plan"]["options"]["kv_recent"], recent);
+    int quantized = 0;
+    for (const auto& k : f["plan"]["kv"]["layers"]) {
+      if (k["type"] != "q8_0" && k["type"] != "q4_0") continue;
+      ++quantized;
+      EXPECT_EQ(k["recent_slots"], recent == 0 ? 0 : recent + 256 - 1) << k.dump();
+    }
+    EXPECT_GT(quantized, 0) << "15 GiB should need a quantized KV cache for 26b-a4b";
+  }
+  expect_clean_error(test::run_nibble({"fit", "--preset", "e2b", "--ram", "16GiB", "--kv-recent", "5000"}),
+                     "5000");
+}
+
 TEST(PlanUnits, ByteSizes) {
   EXPECT_EQ(parse_byte_size("16GiB", "x").value(), 16ull << 30);
   EXPECT_EQ(parse_byte_size("16G", "x").value(), 16ull << 30);

@@ -1,4 +1,5 @@
-// nibble fit (MODEL | --preset P) [--vram SIZE] [--ram SIZE] [--ctx-min N] [--json]: the weights
+// nibble fit (MODEL | --preset P) [--vram SIZE] [--ram SIZE] [--ctx-min N] [--kv-recent N]
+//            [--json]: the weights
 // type (for an unquantized source), KV types, context and GPU/CPU split that fit, and what was
 // given up. Without --ram/--vram it reads the machine (src/plan/fit.h).
 #include <cstdio>
@@ -7,19 +8,24 @@
 #include "cli/command.h"
 #include "plan/fit.h"
 #include "plan/plan.h"
+#include "runtime/kv_cache.h"
 
 namespace nibble::cli {
 namespace {
 
 struct Options {
   std::string model, preset, vram, ram;
-  int64_t ctx_min = 4096, batch = 256;
+  int64_t ctx_min = 4096, batch = 256, kv_recent = 32;
   int threads = 0;
   bool json = false;
 };
 
 int run(const Options& o) {
   if (o.threads < 0) return fail("fit: --threads " + std::to_string(o.threads) + " is negative");
+  if (o.kv_recent < 0 || o.kv_recent > kKvRecentMax) {
+    return fail("fit: --kv-recent " + std::to_string(o.kv_recent) + ": 0 to " +
+                std::to_string(kKvRecentMax) + " positions allowed");
+  }
   auto base = load_plan_source(o.model, o.preset, "");
   if (!base.ok()) return fail("fit: " + base.error().message);
   const bool from_preset = !o.preset.empty();
@@ -43,6 +49,7 @@ int run(const Options& o) {
   if (req.ram_bytes == 0) return fail("fit: no RAM budget (--ram, or /proc/meminfo unreadable)");
   req.ctx_min = o.ctx_min;
   req.n_batch = o.batch;
+  req.kv_recent = o.kv_recent;
   req.n_threads = o.threads > 0 ? o.threads : default_thread_count();
   req.type_fixed = !unquantized;
   const PlanModel& m = *base;
@@ -74,6 +81,9 @@ void setup(CLI::App& app, int& exit_code) {
   cmd->add_option("--ram", o->ram, "RAM budget, e.g. 32GiB (default: MemAvailable)");
   cmd->add_option("--ctx-min", o->ctx_min, "Smallest acceptable context")->capture_default_str();
   cmd->add_option("--batch", o->batch, "Most tokens per forward call")->capture_default_str();
+  cmd->add_option("--kv-recent", o->kv_recent,
+                  "Positions a q8_0/q4_0 KV cache also keeps at f16 (0 = off; 0 to 4096), as `run`")
+      ->capture_default_str();
   cmd->add_option("--threads", o->threads, "Threads (default: nibble's pool)");
   cmd->add_flag("--json", o->json, "JSON for tools");
   cmd->callback([o, &exit_code] { exit_code = run(*o); });
