@@ -303,15 +303,28 @@ NIBBLE_AVX2 void q8_0_avx2(const uint8_t* src, int64_t n, int8_t* q, float* s) {
   }
 }
 
+// Q4_K / Q5_K super-block b (d, dmin at raw, raw + 2): lane scales d * sc and offsets -(dmin * m)
+// of its 8 sub-blocks.
+NIBBLE_AVX2 inline void k4_scales_avx2(const uint8_t* raw, const uint8_t* scales, int64_t b,
+                                       float* s, float* off) {
+  uint16_t hd, hm;
+  std::memcpy(&hd, raw, 2);
+  std::memcpy(&hm, raw + 2, 2);
+  const float d = _cvtsh_ss(hd), dmin = _cvtsh_ss(hm);
+  for (int sb = 0; sb < 8; ++sb) {
+    int sc, m;
+    k4_scale_min(scales, sb, &sc, &m);
+    const int64_t e0 = b * kQK_K + 32 * sb;
+    _mm256_storeu_ps(s + e0 / 4, _mm256_set1_ps(d * static_cast<float>(sc)));
+    off[e0 / 16] = off[e0 / 16 + 1] = -(dmin * static_cast<float>(m));
+  }
+}
+
 NIBBLE_AVX2 void q4_k_avx2(const uint8_t* src, int64_t n, int8_t* q, float* s, float* off) {
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     const uint8_t* raw = src + b * sizeof(BlockQ4_K);
     const auto* blk = reinterpret_cast<const BlockQ4_K*>(raw);
-    uint16_t hd, hm;
-    std::memcpy(&hd, raw, 2);
-    std::memcpy(&hm, raw + 2, 2);
-    const float d = _cvtsh_ss(hd), dmin = _cvtsh_ss(hm);
     int8_t* o = q + b * kQK_K;
     for (int k = 0; k < 4; ++k) {
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qs + 32 * k));
@@ -319,13 +332,7 @@ NIBBLE_AVX2 void q4_k_avx2(const uint8_t* src, int64_t n, int8_t* q, float* s, f
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 64 * k + 32),
                           _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
     }
-    for (int sb = 0; sb < 8; ++sb) {
-      int sc, m;
-      k4_scale_min(blk->scales, sb, &sc, &m);
-      const int64_t e0 = b * kQK_K + 32 * sb;
-      _mm256_storeu_ps(s + e0 / 4, _mm256_set1_ps(d * static_cast<float>(sc)));
-      off[e0 / 16] = off[e0 / 16 + 1] = -(dmin * static_cast<float>(m));
-    }
+    k4_scales_avx2(raw, blk->scales, b, s, off);
   }
 }
 
@@ -376,10 +383,6 @@ NIBBLE_AVX2 void q5_k_avx2(const uint8_t* src, int64_t n, int8_t* q, float* s, f
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     const uint8_t* raw = src + b * sizeof(BlockQ5_K);
     const auto* blk = reinterpret_cast<const BlockQ5_K*>(raw);
-    uint16_t hd, hm;
-    std::memcpy(&hd, raw, 2);
-    std::memcpy(&hm, raw + 2, 2);
-    const float d = _cvtsh_ss(hd), dmin = _cvtsh_ss(hm);
     int8_t* o = q + b * kQK_K;
     const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qh));
     for (int k = 0; k < 4; ++k) {
@@ -391,13 +394,7 @@ NIBBLE_AVX2 void q5_k_avx2(const uint8_t* src, int64_t n, int8_t* q, float* s, f
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 64 * k), lo);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 64 * k + 32), hi);
     }
-    for (int sb = 0; sb < 8; ++sb) {
-      int sc, m;
-      k4_scale_min(blk->scales, sb, &sc, &m);
-      const int64_t e0 = b * kQK_K + 32 * sb;
-      _mm256_storeu_ps(s + e0 / 4, _mm256_set1_ps(d * static_cast<float>(sc)));
-      off[e0 / 16] = off[e0 / 16 + 1] = -(dmin * static_cast<float>(m));
-    }
+    k4_scales_avx2(raw, blk->scales, b, s, off);
   }
 }
 
