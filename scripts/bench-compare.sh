@@ -132,6 +132,10 @@ for r in bench:
     k = (r["model"], r["test"])
     if k not in keys:
         keys.append(k)
+def share(r):
+    if r.get("pct_membw") is None or r.get("membw_gb_per_s") is None:
+        return "n/a"
+    return f"{r['pct_membw']:.1f}% of {r['membw_gb_per_s']:.1f}"
 def fmt_ts(r):
     return f"{r['tokens_per_s']:.2f} ± {r['stddev']:.2f}"
 for model, test in keys:
@@ -142,7 +146,7 @@ for model, test in keys:
     ratio = n["tokens_per_s"] / l["tokens_per_s"] if l["tokens_per_s"] > 0 else float("nan")
     name = f"{model} ({n['type']})"
     print(f"| {name} | {test} | {fmt_ts(n)} | {fmt_ts(l)} | {ratio:.2f}x | {n['gb_per_s']:.2f} | {l['gb_per_s']:.2f} | "
-          f"{n['pct_membw']:.1f}% of {n['membw_gb_per_s']:.1f} | {l['pct_membw']:.1f}% of {l['membw_gb_per_s']:.1f} |")
+          f"{share(n)} | {share(l)} |")
 print()
 print("GB/s = bytes of weights read per token x tokens/s. For pp it counts the weights once per token although a "
       "batch reads them once, so pp shares above 100% are expected; tg is the bandwidth-bound test.")
