@@ -278,6 +278,13 @@ NIBBLE_AVX2 inline void fill8_avx2(float* s, uint16_t h) {
   _mm256_storeu_ps(s, _mm256_set1_ps(_cvtsh_ss(h)));
 }
 
+// The fp16 at p (F16C).
+NIBBLE_AVX2 inline float f16_avx2(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
 NIBBLE_AVX2 void q4_0_avx2(const uint8_t* src, int64_t n, int8_t* q, float* s) {
   const __m256i m4 = _mm256_set1_epi8(0x0F), k8 = _mm256_set1_epi8(8);
   for (int64_t b = 0; b < n / 32; ++b) {
@@ -307,10 +314,7 @@ NIBBLE_AVX2 void q8_0_avx2(const uint8_t* src, int64_t n, int8_t* q, float* s) {
 // of its 8 sub-blocks.
 NIBBLE_AVX2 inline void k4_scales_avx2(const uint8_t* raw, const uint8_t* scales, int64_t b,
                                        float* s, float* off) {
-  uint16_t hd, hm;
-  std::memcpy(&hd, raw, 2);
-  std::memcpy(&hm, raw + 2, 2);
-  const float d = _cvtsh_ss(hd), dmin = _cvtsh_ss(hm);
+  const float d = f16_avx2(raw), dmin = f16_avx2(raw + 2);
   for (int sb = 0; sb < 8; ++sb) {
     int sc, m;
     k4_scale_min(scales, sb, &sc, &m);
@@ -342,9 +346,7 @@ NIBBLE_AVX2 void q6_k_avx2(const uint8_t* src, int64_t n, int8_t* q, float* s) {
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     const uint8_t* raw = src + b * sizeof(BlockQ6_K);
     const auto* blk = reinterpret_cast<const BlockQ6_K*>(raw);
-    uint16_t hd;
-    std::memcpy(&hd, raw + offsetof(BlockQ6_K, d), 2);
-    const float d = _cvtsh_ss(hd);
+    const float d = f16_avx2(raw + offsetof(BlockQ6_K, d));
     int8_t* o = q + b * kQK_K;
     for (int h = 0; h < 2; ++h) {
       const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->ql + 64 * h));
@@ -403,10 +405,8 @@ NIBBLE_AVX2 void q2_k_avx2(const uint8_t* src, int64_t n, int8_t* q, float* s, f
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     const uint8_t* raw = src + b * sizeof(BlockQ2_K);
     const auto* blk = reinterpret_cast<const BlockQ2_K*>(raw);
-    uint16_t hd, hm;
-    std::memcpy(&hd, raw + offsetof(BlockQ2_K, d), 2);
-    std::memcpy(&hm, raw + offsetof(BlockQ2_K, dmin), 2);
-    const float d = _cvtsh_ss(hd), dmin = _cvtsh_ss(hm);
+    const float d = f16_avx2(raw + offsetof(BlockQ2_K, d));
+    const float dmin = f16_avx2(raw + offsetof(BlockQ2_K, dmin));
     int8_t* o = q + b * kQK_K;
     for (int h = 0; h < 2; ++h) {
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qs + 32 * h));
@@ -440,9 +440,7 @@ NIBBLE_AVX2 void q3_k_avx2(const uint8_t* src, int64_t n, int8_t* q, float* s) {
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     const uint8_t* raw = src + b * sizeof(BlockQ3_K);
     const auto* blk = reinterpret_cast<const BlockQ3_K*>(raw);
-    uint16_t hd;
-    std::memcpy(&hd, raw + offsetof(BlockQ3_K, d), 2);
-    const float d = _cvtsh_ss(hd);
+    const float d = f16_avx2(raw + offsetof(BlockQ3_K, d));
     int8_t* o = q + b * kQK_K;
     const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->hmask));
     for (int h = 0; h < 2; ++h) {
@@ -474,10 +472,9 @@ NIBBLE_AVX2 void iq4_xs_avx2(const uint8_t* src, int64_t n, int8_t* q, float* s)
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     const uint8_t* raw = src + b * sizeof(BlockIQ4_XS);
     const auto* blk = reinterpret_cast<const BlockIQ4_XS*>(raw);
-    uint16_t hd, scales_h;
-    std::memcpy(&hd, raw, 2);
+    uint16_t scales_h;
     std::memcpy(&scales_h, &blk->scales_h, 2);
-    const float d = _cvtsh_ss(hd);
+    const float d = f16_avx2(raw);
     for (int ib = 0; ib < 8; ++ib) {
       const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->qs + 16 * ib));
       int8_t* o = q + b * kQK_K + 32 * ib;
