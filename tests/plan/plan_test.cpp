@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -254,9 +255,18 @@ void check_report(const Measured& m, const std::string& what, bool moe = false) 
   const double w_act = a["weights_resident_bytes"].get<double>() - a["lazy_resident_bytes"].get<double>();
   const double w_pred = p["weights"]["cpu_bytes"].get<double>() - p["lazy_bytes"].get<double>();
   if (moe) {
-    // Experts no token was routed to are never paged in: resident may be below the plan's.
+    // Experts no token was routed to are never touched: resident may be below the plan's, by at
+    // most the experts' bytes. How much below depends on the page cache as well as the routing:
+    // with the file cached the kernel's fault-around maps neighbouring pages too (this machine:
+    // 21.3 of 21.8 MB), with it cold only what was read (18.0 MB); CI saw 21.0.
+    double experts = 0;
+    for (const json& g : p["weights"]["groups"]) {
+      if (g["group"] == "MoE experts" && g["device"] == "CPU") experts += g["bytes"].get<double>();
+    }
+    EXPECT_GT(experts, 0) << what << ": the plan lists no MoE experts";
     EXPECT_LE(w_act, w_pred * 1.001) << what << ": weights resident " << w_act << " vs " << w_pred;
-    EXPECT_GT(w_act, w_pred * 0.95) << what << ": weights resident " << w_act << " vs " << w_pred;
+    EXPECT_GE(w_act, (w_pred - experts) * 0.999)
+        << what << ": weights resident " << w_act << " vs " << w_pred << " less " << experts << " of experts";
   } else {
     EXPECT_LT(rel(w_act, w_pred), 0.001) << what << ": weights resident " << w_act << " vs " << w_pred;
   }
@@ -269,13 +279,18 @@ void check_report(const Measured& m, const std::string& what, bool moe = false) 
   const double other_pred = p["other"]["metadata_heap_bytes"].get<double>() + p["other"]["tokenizer_bytes"].get<double>() +
                             p["weights"]["norms_heap_bytes"].get<double>();
   EXPECT_LT(std::abs(a["other_heap_bytes"].get<double>() - other_pred), 0.02 * ram_pred) << what;
-  // The plan's RAM against the categories each at its peak.
-  EXPECT_LT(rel(a["category_sum_bytes"].get<double>(), ram_pred), 0.02)
-      << what << ": categories " << a["category_sum_bytes"] << " vs plan " << ram_pred;
+  // The plan's RAM against the categories each at its peak. For MoE the plan counts every expert
+  // resident (the steady state of a long run); the expert bytes a short run left unmapped (bounded
+  // above) come off the plan's figure.
+  const double untouched = moe ? std::max(0.0, w_pred - w_act) : 0.0;
+  EXPECT_LT(rel(a["category_sum_bytes"].get<double>(), ram_pred - untouched), 0.02)
+      << what << ": categories " << a["category_sum_bytes"] << " vs plan " << ram_pred << " less " << untouched
+      << " bytes of experts never paged in";
   if (kSanitized) return;  // ASan's shadow memory and quarantine make the RSS meaningless
   // The process peak, as the kernel reports it (wait4 = /usr/bin/time -v), against the plan plus
   // the code already resident at start and the lazily paged rows the run touched (reported apart).
-  const double expect = ram_pred + a["baseline_rss_bytes"].get<double>() + a["lazy_resident_bytes"].get<double>();
+  const double expect =
+      ram_pred - untouched + a["baseline_rss_bytes"].get<double>() + a["lazy_resident_bytes"].get<double>();
   const double slack = 0.02 * expect + 4.0 * (1 << 20);
   EXPECT_LT(std::abs(static_cast<double>(m.maxrss) - expect), slack)
       << what << ": peak RSS " << m.maxrss << " vs plan + code + lazy rows " << expect;
@@ -314,6 +329,16 @@ TEST(PlanActual, TinyEWithinTwoPercent) {
 }
 
 // MoE and K=V full layers, BF16 weights (the float matmul path): tiny-moe converted here.
+// Writes the file's dirty pages back and drops them from the page cache, so that the next run
+// starts cold (nothing for fault-around to map beyond what it reads).
+void drop_from_page_cache(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << path;
+  EXPECT_EQ(fsync(fd), 0) << path;
+  EXPECT_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0) << path;
+  close(fd);
+}
+
 TEST(PlanActual, TinyMoeBf16WithinTwoPercent) {
   NIBBLE_REQUIRE_SHARED();
   const std::string dir = test::temp_dir();
@@ -322,7 +347,11 @@ TEST(PlanActual, TinyMoeBf16WithinTwoPercent) {
   ASSERT_EQ(c.exit_code, 0) << c.err;
   for (const char* ctx : {"4096", "32768"}) {
     for (const char* kv : {"f16", "q8_0"}) {
-      const std::string what = std::string("tiny-moe ctx ") + ctx + " kv " + kv;
+      // The long-context runs start with the model file out of the page cache, the others with it cached.
+      const bool cold = std::string(ctx) == "32768";
+      if (cold) drop_from_page_cache(model);
+      std::string what = std::string("tiny-moe ctx ") + ctx + " kv " + kv;
+      if (cold) what += ", cold page cache";
       Measured m = run_measured({"generate", model, "--tokens", token_list(300, 8192), "-n", "3", "--greedy",
                                  "--ctx", ctx, "--kv-type", kv},
                                 dir + "/moe-" + ctx + kv + ".json");
