@@ -8,9 +8,12 @@ namespace nibble::int8_kernels {
 
 // How far ahead (bytes) the decoding kernels that read Q4_0 / Q4_K / Q6_K blocks directly
 // prefetch the row they stream (rows are read one after another, so this runs into the next).
-// 4 KiB: on the development machine (AMD EPYC, 2 threads) 1 KiB left the Q4_0 and Q6_K
-// kernels at 33 / 29 GB/s out of cache, 4 KiB gives 36 / 35 (nibble_kernel_bench).
-inline constexpr int kDecodePrefetch = 4096;
+// 8 KiB: on the development machine (AMD EPYC Zen 5, 2 threads) 1 KiB left the Q4_0 and Q6_K
+// kernels at 33 / 29 GB/s out of cache, 4 KiB gave 36 / 35 (nibble_kernel_bench); with the
+// machine's memory at ~75 GB/s, 8 KiB lifts E2B generation by 2-4% over 4 KiB (Q4_0 31.5-32.5
+// -> 32.5-33.2 tok/s, Q4_K_M 28.6-30.3 -> 30.0-30.7, `nibble bench -n 48`, runs alternated)
+// and changes nothing at ~48 GB/s; 16 KiB is no better than 8 KiB end to end.
+inline constexpr int kDecodePrefetch = 8192;
 
 using DotFn = void (*)(const Int8Row* rows, int n_rows, const Int8Acts& a, int64_t tok0,
                        int64_t n_tok, float* out, int64_t ldo);
