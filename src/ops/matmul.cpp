@@ -7,6 +7,7 @@
 #include "ops/matmul.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "ops/int8_dot.h"
 #include "ops/int8_panel.h"
 #include "ops/int8_rows.h"
+#include "ops/matmul_profile.h"
 #include "util/thread_pool.h"
 
 namespace nibble {
@@ -263,10 +265,16 @@ void weight_row(const WeightMatrix& w, int64_t o, float* out) {
 }
 
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y) {
+  const bool profiled = matmul_profile_enabled();
+  const auto t0 = profiled ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
   if (int8_rows_supported(w.type) && w.n_in % 32 == 0 && !float_activations()) {
     matmul_int8(w, x, n_tokens, y);
   } else {
     matmul_float(w, x, n_tokens, y);
+  }
+  if (profiled) {
+    matmul_profile_record(
+        w, n_tokens, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
 }
 

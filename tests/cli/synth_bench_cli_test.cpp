@@ -5,9 +5,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <tuple>
 
+#include "gguf/gguf_file.h"
+#include "ops/matmul_profile.h"
 #include "test_util.h"
 
 namespace nibble {
@@ -100,6 +104,71 @@ TEST(BenchCli, BandwidthMeasuredBeforeEveryRun) {
   EXPECT_NEAR(j["pct_membw"].get<double>(), 100.0 * j["gb_per_s"].get<double>() / s[1], 1e-9);
 }
 
+TEST(MatmulProfile, RoleFoldsTheLayerNumber) {
+  EXPECT_EQ(matmul_profile_role("blk.12.ffn_down.weight"), "blk.*.ffn_down.weight");
+  EXPECT_EQ(matmul_profile_role("blk.0.attn_q.weight"), "blk.*.attn_q.weight");
+  EXPECT_EQ(matmul_profile_role("output.weight"), "output.weight");
+  EXPECT_EQ(matmul_profile_role("blk.x.attn_q.weight"), "blk.x.attn_q.weight");
+  EXPECT_EQ(matmul_profile_role("blk.7"), "blk.7");
+  EXPECT_EQ(matmul_profile_role(nullptr), "(unnamed)");
+}
+
+// --profile: over the timed tg runs, the matmuls of one decoded token read each 2-D weight of the
+// file exactly once (the tied token embedding as the output head; the PLE table is a lookup):
+// the oracle is the GGUF tensor list, independent of the forward pass.
+TEST(BenchCli, ProfileReadsEveryMatrixOncePerToken) {
+  auto r = test::run_nibble({"bench", bundled_model(), "-p", "0", "-n", "3", "-r", "2", "-t", "1",
+                             "--membw-gbps", "10", "--profile", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), 2u) << r.out;
+  EXPECT_EQ(lines[0]["test"], "tg3");
+  const auto& p = lines[1];
+  EXPECT_EQ(p["test"], "profile");
+  EXPECT_EQ(p["of"], "tg3");
+  EXPECT_EQ(p["tokens"], 6);  // 2 runs x 3 tokens; the warm-up is not recorded
+
+  using Key = std::tuple<std::string, std::string, int64_t, int64_t>;
+  std::map<Key, std::pair<double, double>> expect;  // calls and bytes per token
+  auto file = GgufFile::open(bundled_model());
+  ASSERT_TRUE(file.ok()) << file.error().message;
+  for (const auto& t : (*file)->tensors()) {
+    if (t.shape.size() != 2 || t.name == "per_layer_token_embd.weight") continue;
+    auto& e = expect[{matmul_profile_role(t.name.c_str()), ggml_type_name(t.type),
+                      static_cast<int64_t>(t.ne(0)), static_cast<int64_t>(t.ne(1))}];
+    e.first += 1;
+    e.second += static_cast<double>(t.n_bytes);
+  }
+  std::map<Key, std::pair<double, double>> got;
+  double ms = 0, bytes = 0;
+  for (const auto& m : p["matrices"]) {
+    got[{m["role"].get<std::string>(), m["type"].get<std::string>(), m["n_in"].get<int64_t>(),
+         m["n_out"].get<int64_t>()}] = {m["calls_per_token"].get<double>(), m["bytes_per_token"].get<double>()};
+    ms += m["ms_per_token"].get<double>();
+    bytes += m["bytes_per_token"].get<double>();
+    EXPECT_GE(m["ms_per_token"].get<double>(), 0.0);
+    EXPECT_NEAR(m["gb_per_s"].get<double>(),
+                m["bytes_per_token"].get<double>() / (m["ms_per_token"].get<double>() * 1e-3) / 1e9,
+                1e-6 * m["gb_per_s"].get<double>());
+  }
+  EXPECT_EQ(got, expect);
+  EXPECT_NEAR(ms, p["matmul_ms_per_token"].get<double>(), 1e-9 * ms);
+  EXPECT_LE(ms, p["ms_per_token"].get<double>());
+  EXPECT_DOUBLE_EQ(bytes, p["matmul_bytes_per_token"].get<double>());
+  // bench's bytes per token also counts the norms and one row of each embedding table.
+  EXPECT_LE(bytes, p["bytes_per_token"].get<double>());
+  EXPECT_GT(bytes, 0.99 * p["bytes_per_token"].get<double>());
+}
+
+TEST(BenchCli, ProfileTable) {
+  auto r = test::run_nibble({"bench", bundled_model(), "-p", "0", "-n", "2", "-r", "1", "-t", "1",
+                             "--membw-gbps", "10", "--profile"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("profile of tg2 (2 timed tokens)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| blk.*.ffn_down.weight"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(outside the matmuls)"), std::string::npos) << r.out;
+}
+
 TEST(BenchCli, BadArgumentsAreOneLineErrors) {
   expect_one_line_error(test::run_nibble({"bench"}), "no model");
   expect_one_line_error(test::run_nibble({"bench", bundled_model(), "-r", "0"}), "-r 0");
@@ -111,6 +180,9 @@ TEST(BenchCli, BadArgumentsAreOneLineErrors) {
   expect_one_line_error(
       test::run_nibble({"bench", bundled_model(), "--kv-type", "q9", "--membw-gbps", "1"}), "q9");
   expect_one_line_error(test::run_nibble({"bench", bundled_model(), "--membw"}), "--membw");
+  expect_one_line_error(
+      test::run_nibble({"bench", bundled_model(), "-n", "0", "--profile", "--membw-gbps", "1"}),
+      "--profile");
 }
 
 TEST(SynthCli, BadArgumentsAreOneLineErrorsAndNoFile) {

@@ -1,6 +1,6 @@
 // nibble bench MODEL.gguf [-p 512] [-n 128] [-t THREADS] [-r 5] [-b 512] [--json]
 //              [--membw-gbps X] [--kv-type T] [--kv-type-full T] [--kv-type-swa T]
-//              [--flash-attn on|off|auto]
+//              [--flash-attn on|off|auto] [--profile]
 // nibble bench --membw [--json]
 // Prompt processing (pp) and generation (tg) speed with llama-bench's semantics
 // (runtime/bench.h), the bytes of weights each token reads, the GB/s that makes, and its share of
@@ -9,6 +9,8 @@
 // ~0.1 s; the 1 GiB buffer is held while the benchmark runs) and a test's share uses the median
 // of the values measured around its own runs: on a shared machine the bandwidth moves by tens of
 // percent within minutes, and a share is only meaningful against the bandwidth of its minutes.
+// --profile: after the tg test, where a token's time went, per weight matrix (ops/matmul_profile.h)
+// over the timed runs, and the part spent outside the matmuls.
 #include <omp.h>
 
 #include <algorithm>
@@ -22,6 +24,7 @@
 #include "cli/command.h"
 #include "cli/gen_options.h"
 #include "model/registry.h"
+#include "ops/matmul_profile.h"
 #include "quant/recipe.h"
 #include "runtime/bench.h"
 #include "util/membw.h"
@@ -35,7 +38,7 @@ struct Args {
   std::string model;
   int64_t n_prompt = 512, n_gen = 128, n_batch = 512;
   int threads = 0, reps = 5;
-  bool json = false, membw_only = false;
+  bool json = false, membw_only = false, profile = false;
   double membw_gbps = 0.0;
   uint32_t seed = 1;
   KvFlags kv;
@@ -57,6 +60,58 @@ void print_json(const nlohmann::ordered_json& j) {
 }
 
 constexpr uint64_t kProbeBytes = 1ull << 30;
+
+// The --profile report of a tg test: `tokens` decoded in `seconds` of timed runs.
+void print_profile(const BenchResult& r, int64_t tokens, double seconds, uint64_t bytes_per_token, bool json) {
+  const auto entries = matmul_profile_entries();
+  const double token_ms = 1e3 * seconds / static_cast<double>(tokens);
+  double matmul_s = 0, matmul_bytes = 0;
+  for (const auto& e : entries) {
+    matmul_s += e.seconds;
+    matmul_bytes += e.bytes;
+  }
+  const double matmul_ms = 1e3 * matmul_s / static_cast<double>(tokens);
+  const double per_tok = 1.0 / static_cast<double>(tokens);
+  if (json) {
+    nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+    for (const auto& e : entries) {
+      rows.push_back({{"role", e.role},
+                      {"type", ggml_type_name(e.type)},
+                      {"n_in", e.n_in},
+                      {"n_out", e.n_out},
+                      {"calls_per_token", static_cast<double>(e.calls) * per_tok},
+                      {"ms_per_token", 1e3 * e.seconds * per_tok},
+                      {"pct_token", 100.0 * e.seconds / seconds},
+                      {"bytes_per_token", e.bytes * per_tok},
+                      {"gb_per_s", e.seconds > 0 ? e.bytes / e.seconds / 1e9 : 0.0}});
+    }
+    print_json(nlohmann::ordered_json{{"test", "profile"},
+                                      {"of", r.test},
+                                      {"tokens", tokens},
+                                      {"ms_per_token", token_ms},
+                                      {"matmul_ms_per_token", matmul_ms},
+                                      {"matmul_bytes_per_token", matmul_bytes * per_tok},
+                                      {"bytes_per_token", bytes_per_token},
+                                      {"matrices", rows}});
+    return;
+  }
+  std::printf("\nprofile of %s (%lld timed tokens): %.2f ms per token, %.2f ms (%.1f%%) in matmuls "
+              "reading %.3f GB (the bytes-per-token figure above: %.3f GB)\n",
+              r.test.c_str(), static_cast<long long>(tokens), token_ms, matmul_ms,
+              100.0 * matmul_ms / token_ms, matmul_bytes * per_tok / 1e9, bytes_per_token / 1e9);
+  std::printf("| weights (layers folded)           | type   |   n_in x n_out | calls/tok | ms/tok | %% token |  GB/s |\n");
+  std::printf("| --------------------------------- | ------ | -------------: | --------: | -----: | ------: | ----: |\n");
+  for (const auto& e : entries) {
+    std::printf("| %-33s | %-6s | %6lld x %-6lld | %9.2f | %6.3f | %6.1f%% | %5.1f |\n", e.role.c_str(),
+                ggml_type_name(e.type), static_cast<long long>(e.n_in), static_cast<long long>(e.n_out),
+                static_cast<double>(e.calls) * per_tok, 1e3 * e.seconds * per_tok, 100.0 * e.seconds / seconds,
+                e.seconds > 0 ? e.bytes / e.seconds / 1e9 : 0.0);
+  }
+  // Attention, norms, embedding rows, activations, the random next token.
+  std::printf("| %-33s | %-6s | %14s | %9s | %6.3f | %6.1f%% | %5s |\n", "(outside the matmuls)", "", "", "",
+              std::max(0.0, token_ms - matmul_ms), std::max(0.0, 100.0 * (1.0 - matmul_ms / token_ms)), "");
+  std::fflush(stdout);
+}
 
 double median_of(std::vector<double> v) {
   if (v.empty()) return 0.0;
@@ -106,6 +161,7 @@ int run(const Args& a) {
     return fail("bench: -t " + std::to_string(a.threads) + ": 1..1024 threads allowed");
   }
   if (a.membw_gbps < 0) return fail("bench: --membw-gbps must be positive");
+  if (a.profile && p.n_gen == 0) return fail("bench: --profile reports the tg test; it needs -n > 0");
   if (a.threads > 0) {
     set_pool_threads(a.threads);
     omp_set_num_threads(a.threads);
@@ -123,16 +179,21 @@ int run(const Args& a) {
   const std::string name = std::filesystem::path(a.model).filename().string();
 
   // The bandwidth: given, or measured before every timed run (samples of the current test).
+  // --profile starts recording at the tg test's first timed run (after its warm-up).
   std::unique_ptr<MemBandwidthProbe> probe;
   std::vector<double> samples;
+  bool profile_tg = false;
+  p.before_run = [&] {
+    if (probe) {
+      auto m = probe->measure(3);
+      if (m.ok()) samples.push_back(m->gb_per_s);
+    }
+    if (profile_tg && !matmul_profile_enabled()) matmul_profile_enable(true);
+  };
   if (a.membw_gbps == 0.0) {
     auto pr = MemBandwidthProbe::create(kProbeBytes, 0);
     if (pr.ok()) {
       probe = std::move(pr.value());
-      p.before_run = [&] {
-        auto m = probe->measure(3);
-        if (m.ok()) samples.push_back(m->gb_per_s);
-      };
     } else {  // the speeds still count; only the share is missing
       std::fprintf(stderr,
                    "nibble: bench: memory bandwidth not measured (%s); --membw-gbps X gives it\n",
@@ -188,9 +249,17 @@ int run(const Args& a) {
   }
   if (p.n_gen > 0) {
     samples.clear();
+    profile_tg = a.profile;
     auto r = bench_generate(**model, p);
+    matmul_profile_enable(false);
     if (!r.ok()) return fail(r.error().message);
     report(r.value());
+    if (a.profile) {
+      double seconds = 0;
+      for (double tps : r->tokens_per_s) seconds += static_cast<double>(p.n_gen) / tps;
+      print_profile(r.value(), p.n_gen * static_cast<int64_t>(r->tokens_per_s.size()), seconds,
+                    bpt.value(), a.json);
+    }
   }
   return 0;
 }
@@ -218,6 +287,9 @@ void setup(CLI::App& app, int& exit_code) {
   cmd->add_option("--membw-gbps", a->membw_gbps,
                   "Memory bandwidth in GB/s for the %% column (default: measured before every "
                   "timed run)");
+  cmd->add_flag("--profile", a->profile,
+                "After the tg test, where a token's time goes: per weight matrix (layers folded), "
+                "calls, ms, share and GB/s, and the time outside the matmuls");
   add_kv_options(cmd, a->kv);
   cmd->callback([a, &exit_code] { exit_code = run(*a); });
 }
