@@ -39,12 +39,17 @@ void run_tasks(bool parallel, int64_t n_tasks, const std::function<void(int64_t)
   }
 }
 
-// Rows per task when decoding one token: about 4 tasks per thread, each one sequential stream
-// (every new stream starts with its prefetches cold: 64-row tasks cost ~6% of E2B's generation
-// speed), a multiple of 4 rows.
-int64_t decode_rows_per_task(int64_t n_out) {
+// Rows per task when decoding one token, a multiple of 4: each task is one sequential stream, and
+// every new stream starts with its prefetches cold (64-row tasks cost ~6% of E2B's generation
+// speed). A matrix under 4 MiB gets one task per thread: E2B's per-layer 256 -> 1536 and
+// 1536 -> 256 projections (221 KB) went from 9 to 15 and from 20 to 29 GB/s, +3% per token
+// (`nibble bench --profile`, memory at ~75 GB/s). Larger ones get about 4 per thread, so that a
+// thread that starts late or is interrupted does not hold up the others for a whole quarter.
+int64_t decode_rows_per_task(int64_t n_out, uint64_t matrix_bytes) {
   const int64_t threads = pool_threads();
-  return (std::max<int64_t>(4, n_out / (4 * threads)) + 3) & ~int64_t{3};
+  const int64_t per_thread = matrix_bytes < (uint64_t{4} << 20) ? 1 : 4;
+  return (std::max<int64_t>(4, (n_out + per_thread * threads - 1) / (per_thread * threads)) + 3) &
+         ~int64_t{3};
 }
 
 // ---- float weights --------------------------------------------------------------------------
@@ -58,7 +63,8 @@ void matmul_float(const WeightMatrix& w, const float* x, int64_t n_tokens, float
   if (w.type == GgmlType::BF16 && n_tokens == 1) {
     // Decoding: widen BF16 rows on the fly (same bits as through the buffer below), about 4
     // tasks per thread, each one sequential stream (as matmul_int8 decodes).
-    const int64_t rows_per_task = decode_rows_per_task(n_out);
+    const int64_t rows_per_task =
+        decode_rows_per_task(n_out, w.row_bytes * static_cast<uint64_t>(n_out));
     const int64_t n_tasks = (n_out + rows_per_task - 1) / rows_per_task;
     auto task = [&](int64_t k) {
       const int64_t r0 = k * rows_per_task;
@@ -188,7 +194,8 @@ void matmul_int8(const WeightMatrix& w, const float* x, int64_t n_tokens, float*
 
   // Rows per task: enough tasks to balance the threads in decoding; in a batch, blocks of 16
   // rows (unpacked once, reused by every token chunk).
-  const int64_t rows_per_task = n_tokens == 1 ? decode_rows_per_task(n_out) : 16;
+  const int64_t rows_per_task =
+      n_tokens == 1 ? decode_rows_per_task(n_out, w.row_bytes * static_cast<uint64_t>(n_out)) : 16;
   // Tokens per chunk: keep a chunk's activations (~1 byte per value) around 256 KiB.
   const int64_t tok_chunk = std::clamp<int64_t>(((int64_t{256} << 10) / n_in) & ~int64_t{3}, 4, 64);
   const int64_t n_tasks = (n_out + rows_per_task - 1) / rows_per_task;
