@@ -196,6 +196,10 @@ NIBBLE_AVX512_VBMI inline float row_dot(const uint8_t* row, const Int8Acts& a, c
   }
   if (n_groups % 4 != 0) {
     const int64_t c = n_whole;
+    // Short rows (E2B's 256-wide per-layer projection: 144 bytes) have only this partial chunk.
+    for (int64_t o = 0; o < 72 * (n_groups % 4); o += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(row + 288 * c + kDecodePrefetch + o), _MM_HINT_T0);
+    }
     acc = chunk_dot<false>(row + 288 * c, static_cast<int>(n_groups % 4), tb, lohi + 512 * c,
                            bcorr + 16 * c, dperm + 16 * c, acc);
   }
