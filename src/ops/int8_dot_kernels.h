@@ -6,7 +6,7 @@
 
 namespace nibble::int8_kernels {
 
-// How far ahead (bytes) the decoding kernels that read Q4_0 / Q4_K / Q6_K blocks directly
+// How far ahead (bytes) the decoding kernels that read Q4_0 / Q8_0 / Q4_K / Q6_K blocks directly
 // prefetch the row they stream (rows are read one after another, so this runs into the next).
 // 8 KiB: on the development machine (AMD EPYC Zen 5, 2 threads) 1 KiB left the Q4_0 and Q6_K
 // kernels at 33 / 29 GB/s out of cache, 4 KiB gave 36 / 35 (nibble_kernel_bench); with the

@@ -61,8 +61,8 @@ void matmul_float(const WeightMatrix& w, const float* x, int64_t n_tokens, float
   const int64_t n_blocks = (n_out + kRowBlock - 1) / kRowBlock;
   const bool direct = w.type == GgmlType::F32;
   if (w.type == GgmlType::BF16 && n_tokens == 1) {
-    // Decoding: widen BF16 rows on the fly (same bits as through the buffer below), about 4
-    // tasks per thread, each one sequential stream (as matmul_int8 decodes).
+    // Decoding: widen BF16 rows on the fly (same bits as through the buffer below), in the tasks
+    // decode_rows_per_task gives, each one sequential stream (as matmul_int8 decodes).
     const int64_t rows_per_task =
         decode_rows_per_task(n_out, w.row_bytes * static_cast<uint64_t>(n_out));
     const int64_t n_tasks = (n_out + rows_per_task - 1) / rows_per_task;
@@ -273,7 +273,8 @@ void weight_row(const WeightMatrix& w, int64_t o, float* out) {
 
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y) {
   const bool profiled = matmul_profile_enabled();
-  const auto t0 = profiled ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+  const auto t0 =
+      profiled ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
   if (int8_rows_supported(w.type) && w.n_in % 32 == 0 && !float_activations()) {
     matmul_int8(w, x, n_tokens, y);
   } else {
@@ -281,7 +282,7 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y) {
   }
   if (profiled) {
     matmul_profile_record(
-        w, n_tokens, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        w, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
 }
 

@@ -44,7 +44,7 @@ void matmul_profile_enable(bool on) {
 
 bool matmul_profile_enabled() { return recorder().on.load(std::memory_order_relaxed); }
 
-void matmul_profile_record(const WeightMatrix& w, int64_t n_tokens, double seconds) {
+void matmul_profile_record(const WeightMatrix& w, double seconds) {
   Recorder& r = recorder();
   std::string role = matmul_profile_role(w.name);
   const Key key{role, static_cast<int>(w.type), w.n_in, w.n_out};
@@ -57,7 +57,6 @@ void matmul_profile_record(const WeightMatrix& w, int64_t n_tokens, double secon
     e.n_out = w.n_out;
   }
   e.calls += 1;
-  e.tokens += n_tokens;
   e.seconds += seconds;
   e.bytes += static_cast<double>(w.row_bytes) * static_cast<double>(w.n_out);
 }
@@ -70,7 +69,9 @@ std::vector<MatmulProfileEntry> matmul_profile_entries() {
     for (const auto& [key, e] : r.entries) out.push_back(e);
   }
   std::stable_sort(out.begin(), out.end(),
-                   [](const MatmulProfileEntry& a, const MatmulProfileEntry& b) { return a.seconds > b.seconds; });
+                   [](const MatmulProfileEntry& a, const MatmulProfileEntry& b) {
+                     return a.seconds > b.seconds;
+                   });
   return out;
 }
 

@@ -19,7 +19,6 @@ struct MatmulProfileEntry {
   GgmlType type = GgmlType::F32;
   int64_t n_in = 0, n_out = 0;
   int64_t calls = 0;
-  int64_t tokens = 0;  // sum of the calls' token counts (1 per call when decoding)
   double seconds = 0;  // wall time inside matmul
   double bytes = 0;    // weight bytes the calls read (row_bytes * n_out each)
 };
@@ -32,7 +31,7 @@ void matmul_profile_enable(bool on);
 bool matmul_profile_enabled();
 
 // Called by matmul() while enabled.
-void matmul_profile_record(const WeightMatrix& w, int64_t n_tokens, double seconds);
+void matmul_profile_record(const WeightMatrix& w, double seconds);
 
 // The entries recorded since enabling, the most time first.
 std::vector<MatmulProfileEntry> matmul_profile_entries();
