@@ -154,12 +154,52 @@ void add_q4_0_decode_terms(Int8Acts& a) {
   a.has_q4_0_terms = true;
 }
 
+void add_q4_0_pair_terms(Int8Acts& a) {
+  const int64_t n = a.n, nb = n / 32, n_groups = nb / 8;
+  static constexpr int kLaneOf[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+  const auto total = static_cast<size_t>(a.n_tokens * n);
+  if (a.q4p.size() < total) a.q4p.resize(total);
+  if (a.q4p_corr.size() < total / 32) a.q4p_corr.resize(total / 32);
+  if (a.q4p_d.size() < total / 32) a.q4p_d.resize(total / 32);
+  auto one = [&](int64_t t) {
+    const int8_t* q = a.q_of(t);
+    const float* d = a.d_of(t);
+    int8_t* p = a.q4p.data() + t * n;
+    int32_t* corr = a.q4p_corr.data() + t * nb;
+    float* dp = a.q4p_d.data() + t * nb;
+    for (int64_t g = 0; g < n_groups; ++g) {
+      for (int j = 0; j < 4; ++j) {
+        const int8_t* b0 = q + 32 * (8 * g + 2 * j);
+        int8_t* dst = p + 256 * g + 64 * j;
+        std::memcpy(dst, b0, 16);
+        std::memcpy(dst + 16, b0 + 32, 16);
+        std::memcpy(dst + 32, b0 + 16, 16);
+        std::memcpy(dst + 48, b0 + 48, 16);
+      }
+      for (int k = 0; k < 8; ++k) {
+        const int8_t* blk = q + 32 * (8 * g + k);
+        int32_t s = 0;
+        for (int i = 0; i < 32; ++i) s += blk[i];
+        corr[8 * g + kLaneOf[k]] = -8 * s;
+        dp[8 * g + kLaneOf[k]] = d[8 * g + k];
+      }
+    }
+  };
+  if (a.n_tokens >= 8 && a.n_tokens * n >= (int64_t{1} << 16)) {
+    parallel_for(a.n_tokens, one);
+  } else {
+    for (int64_t t = 0; t < a.n_tokens; ++t) one(t);
+  }
+  a.has_q4_0_pair_terms = true;
+}
+
 void quantize_acts(const float* x, int64_t n_tokens, int64_t n, bool with_sums, Int8Acts& out) {
   out.n = n;
   out.n_tokens = n_tokens;
   out.has_sums = with_sums;
   out.has_decode_terms = false;
   out.has_q4_0_terms = false;
+  out.has_q4_0_pair_terms = false;
   const size_t total = static_cast<size_t>(n_tokens * n);
   if (out.q.size() < total) out.q.resize(total);
   if (out.d.size() < total / 32) out.d.resize(total / 32);

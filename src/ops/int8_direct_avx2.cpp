@@ -1,9 +1,9 @@
-// Decoding straight from Q4_0 / Q4_K / Q6_K blocks with AVX2 + FMA + F16C (CPUs without
-// AVX-512: most laptops and desktops), one 32-value block at a time, without an unpack buffer.
-// The quantized values are unsigned (Q4_0 and Q4_K nibbles, Q6_K's 6 bits), so they are
-// vpmaddubsw's unsigned operand and the int8 activations its signed one (no sign trick); the
-// -8 of Q4_0 and the -32 of Q6_K come back as per-token lane terms (Int8Acts::neg8sum4, times 4
-// for Q6_K), Q4_K's minimums as the offset term. The arithmetic is ops/int8_dot.h's, so every
+// Decoding straight from Q4_K / Q6_K blocks with AVX2 + FMA + F16C (CPUs without AVX-512: most
+// laptops and desktops), one 32-value block at a time, without an unpack buffer (Q4_0 has its own
+// block-sum kernel: ops/q4_0_pairs_avx2.cpp). The quantized values are unsigned (Q4_K nibbles,
+// Q6_K's 6 bits), so they are vpmaddubsw's unsigned operand and the int8 activations its signed
+// one (no sign trick); the -32 of Q6_K comes back as per-token lane terms (Int8Acts::neg8sum4,
+// times 4), Q4_K's minimums as the offset term. The arithmetic is ops/int8_dot.h's, so every
 // result has the bits of dot_avx2 on the unpacked rows (tested).
 #include <immintrin.h>
 
@@ -42,23 +42,6 @@ NIBBLE_AVX2_F16C inline void accumulate(__m256i i, __m256 lane_scale, const floa
                                         __m256* acc) {
   *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(lane_scale, _mm256_loadu_ps(dlane)),
                          *acc);
-}
-
-NIBBLE_AVX2_F16C float q4_0_row(const uint8_t* row, const Int8Acts& a) {
-  const int64_t nb = a.n / 32;
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  const int8_t* aq = a.q_of(0);
-  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-  for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* blk = row + 18 * b;
-    _mm_prefetch(reinterpret_cast<const char*>(blk + kDecodePrefetch), _MM_HINT_T0);
-    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
-    const __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), m4);
-    const __m256i corr = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.neg8sum4.data() + 8 * b));
-    accumulate(lanes(q, aq + 32 * b, corr), f16x8(blk), a.dlane.data() + 8 * b,
-               &acc[b & 1]);
-  }
-  return reduce(acc[0], acc[1]);
 }
 
 NIBBLE_AVX2_F16C float q4_k_row(const uint8_t* row, const Int8Acts& a) {
@@ -152,9 +135,6 @@ bool direct_dot_avx2(GgmlType type, const uint8_t* const* rows, int n_rows, cons
                      int64_t tok, float* out) {
   if (tok != 0 || !a.has_decode_terms) return false;
   switch (type) {
-    case GgmlType::Q4_0:
-      for (int r = 0; r < n_rows; ++r) out[r] = q4_0_row(rows[r], a);
-      return true;
     case GgmlType::Q4_K:
       if (!a.has_sums || a.n % 256 != 0) return false;
       for (int r = 0; r < n_rows; ++r) out[r] = q4_k_row(rows[r], a);

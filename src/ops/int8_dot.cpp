@@ -112,9 +112,26 @@ bool int8_dot_direct(GgmlType type, const uint8_t* const* rows, int n_rows, cons
                      int64_t tok, float* out) {
   if (chosen().fn == int8_kernels::dot_avx512)
     return int8_kernels::direct_dot_avx512(type, rows, n_rows, a, tok, out);
+  if (type == GgmlType::Q4_0 && a.has_q4_0_pair_terms && int8_q4_0_pairs()) {
+    int8_kernels::q4_0_pairs_dot(rows, n_rows, a, tok, 1, out, 1);
+    return true;
+  }
   if (chosen().fn == int8_kernels::dot_avx2 && cpu_has_f16c())
     return int8_kernels::direct_dot_avx2(type, rows, n_rows, a, tok, out);
   return false;
+}
+
+bool int8_q4_0_pairs() {
+  static const bool yes =
+      chosen().fn == int8_kernels::dot_avx2 && int8_kernels::q4_0_pairs_available();
+  return yes;
+}
+
+bool int8_q4_0_pairs_dot(const uint8_t* const* rows, int n_rows, const Int8Acts& a, int64_t tok0,
+                         int64_t n_tok, float* out, int64_t ldo) {
+  if (!int8_kernels::q4_0_pairs_available()) return false;
+  int8_kernels::q4_0_pairs_dot(rows, n_rows, a, tok0, n_tok, out, ldo);
+  return true;
 }
 
 bool int8_dot_direct_with(const char* isa, GgmlType type, const uint8_t* const* rows, int n_rows,

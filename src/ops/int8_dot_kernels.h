@@ -40,6 +40,14 @@ void q4_0_decode_rows(const uint8_t* const* rows, int n_rows, const Int8Acts& a,
 // True when this CPU runs q4_0_decode_row.
 bool q4_0_decode_available();
 
+// Q4_0 with per-block integer sums on AVX2 + FMA + F16C, decoding and batches (needs
+// add_q4_0_pair_terms): out[t * ldo + r] for r < n_rows, t < n_tok, the arithmetic in
+// ops/q4_0_pairs_avx2.cpp. One token prefetches the rows (they stream from memory).
+void q4_0_pairs_dot(const uint8_t* const* rows, int n_rows, const Int8Acts& a, int64_t tok0,
+                    int64_t n_tok, float* out, int64_t ldo);
+// True when this CPU runs q4_0_pairs_dot.
+bool q4_0_pairs_available();
+
 // The offset term of one (row, token), in the fixed order of ops/int8_dot.h (shared by all ISAs:
 // it is n/16 multiply-adds against the main loop's n).
 float offset_term(const float* offset, const float* sum16, int64_t n_groups);

@@ -410,3 +410,104 @@ TEST(Int8Matmul, Q4_0BlockSumDecodingEqualsScalarOracle) {
 
 }  // namespace
 }  // namespace nibble
+
+namespace nibble {
+namespace {
+
+// Q4_0 with per-block integer sums on AVX2 (ops/q4_0_pairs_avx2.cpp) against a scalar version of
+// the arithmetic its header states, bit for bit: groups of 8 blocks with block 8g + k in lane
+// {0,4,1,5,2,6,3,7}[k], the fixed 8-lane reduction, then the blocks past the last group in order.
+float q4_0_pairs_oracle(const uint8_t* row, const int8_t* aq, const float* ad, int64_t n) {
+  static constexpr int kLaneOf[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+  const int64_t nb = n / 32, n_groups = nb / 8;
+  auto isum = [&](int64_t b) {
+    const uint8_t* blk = row + 18 * b;
+    int32_t s = 0;
+    for (int i = 0; i < 16; ++i) {
+      s += ((blk[2 + i] & 0x0F) - 8) * int32_t{aq[32 * b + i]};
+      s += ((blk[2 + i] >> 4) - 8) * int32_t{aq[32 * b + 16 + i]};
+    }
+    return s;
+  };
+  auto dw = [&](int64_t b) {
+    uint16_t h;
+    std::memcpy(&h, row + 18 * b, 2);
+    return f16_to_f32(h);
+  };
+  float acc[8] = {};
+  for (int64_t g = 0; g < n_groups; ++g) {
+    for (int k = 0; k < 8; ++k) {
+      const int64_t b = 8 * g + k;
+      acc[kLaneOf[k]] = std::fmaf(static_cast<float>(isum(b)), dw(b) * ad[b], acc[kLaneOf[k]]);
+    }
+  }
+  float s[8];
+  for (int j = 0; j < 8; ++j) s[j] = acc[j] + 0.0f;
+  float r = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+  for (int64_t b = 8 * n_groups; b < nb; ++b)
+    r = std::fmaf(static_cast<float>(isum(b)), dw(b) * ad[b], r);
+  return r;
+}
+
+// The kernel called directly (whatever ISA matmul picks): 1..16 rows, 1..9 tokens (the 4-token
+// tiles and the 1..3 left), row lengths with no whole group, whole groups only, and a tail.
+TEST(Int8Matmul, Q4_0PairsKernelEqualsScalarOracle) {
+  for (int64_t n_in : {32, 224, 256, 1536, 2336}) {
+    const int n_out = 16;
+    const auto v = test::random_floats(static_cast<size_t>(n_out * n_in), 91, 1.5f);
+    const auto bytes = quantized(GgmlType::Q4_0, v, n_in);
+    const uint64_t rb = ggml_row_size(GgmlType::Q4_0, static_cast<uint64_t>(n_in));
+    const auto x = test::random_floats(static_cast<size_t>(9 * n_in), 92, 3.0f);
+    Int8Acts acts;
+    quantize_acts(x.data(), 9, n_in, false, acts);
+    add_q4_0_pair_terms(acts);
+    const uint8_t* rows[16];
+    for (int r = 0; r < n_out; ++r) rows[r] = bytes.data() + r * rb;
+    for (int nr : {1, 3, 16}) {
+      for (int nt : {1, 2, 3, 4, 5, 9}) {
+        std::vector<float> got(static_cast<size_t>(nt * n_out), -1.0f);
+        if (!int8_q4_0_pairs_dot(rows, nr, acts, 0, nt, got.data(), n_out))
+          GTEST_SKIP() << "no AVX2 + F16C";
+        for (int t = 0; t < nt; ++t) {
+          for (int r = 0; r < nr; ++r) {
+            const float want =
+                q4_0_pairs_oracle(rows[r], acts.q_of(t), acts.d_of(t), n_in);
+            ASSERT_EQ(got[static_cast<size_t>(t * n_out + r)], want)
+                << "n_in " << n_in << " rows " << nr << " tokens " << nt << " t " << t << " r " << r;
+          }
+        }
+      }
+    }
+  }
+}
+
+// Where matmul runs Q4_0 on that kernel (AVX2 CPUs, or NIBBLE_ISA=avx2: ctest's ops.avx2 run),
+// decoding and batches give the oracle's bits.
+TEST(Int8Matmul, Q4_0PairsMatmulEqualsScalarOracle) {
+  if (!int8_q4_0_pairs()) GTEST_SKIP() << "matmul runs Q4_0 on " << int8_dot_isa() << " kernels";
+  for (int64_t n_in : {96, 1536, 2336}) {
+    for (int64_t n_tokens : {1, 7, 40}) {
+      const int64_t n_out = 37;
+      const auto v = test::random_floats(static_cast<size_t>(n_out * n_in), 93, 1.5f);
+      const auto bytes = quantized(GgmlType::Q4_0, v, n_in);
+      const uint64_t rb = ggml_row_size(GgmlType::Q4_0, static_cast<uint64_t>(n_in));
+      const WeightMatrix w{GgmlType::Q4_0, bytes.data(), n_in, n_out, rb};
+      const auto x = test::random_floats(static_cast<size_t>(n_tokens * n_in), 94, 3.0f);
+      std::vector<float> y(static_cast<size_t>(n_tokens * n_out));
+      matmul(w, x.data(), n_tokens, y.data());
+      std::vector<int8_t> q(static_cast<size_t>(n_in));
+      std::vector<float> d(static_cast<size_t>(n_in / 32));
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        quantize_act_row(x.data() + t * n_in, n_in, q.data(), d.data(), nullptr);
+        for (int64_t o = 0; o < n_out; ++o) {
+          ASSERT_EQ(y[static_cast<size_t>(t * n_out + o)],
+                    q4_0_pairs_oracle(bytes.data() + o * rb, q.data(), d.data(), n_in))
+              << "n_in " << n_in << " tokens " << n_tokens << " t " << t << " row " << o;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace nibble
