@@ -193,6 +193,17 @@ void add_q4_0_pair_terms(Int8Acts& a) {
   a.has_q4_0_pair_terms = true;
 }
 
+void add_isum16(Int8Acts& a) {
+  const auto total = static_cast<size_t>(a.n_tokens * a.n);
+  if (a.isum16.size() < total / 16) a.isum16.resize(total / 16);
+  for (size_t g = 0; g < total / 16; ++g) {
+    int32_t s = 0;
+    for (int i = 0; i < 16; ++i) s += a.q[16 * g + static_cast<size_t>(i)];
+    a.isum16[g] = static_cast<int16_t>(s);  // |s| <= 16 * 127
+  }
+  a.has_isum16 = true;
+}
+
 void quantize_acts(const float* x, int64_t n_tokens, int64_t n, bool with_sums, Int8Acts& out) {
   out.n = n;
   out.n_tokens = n_tokens;
@@ -200,6 +211,7 @@ void quantize_acts(const float* x, int64_t n_tokens, int64_t n, bool with_sums, 
   out.has_decode_terms = false;
   out.has_q4_0_terms = false;
   out.has_q4_0_pair_terms = false;
+  out.has_isum16 = false;
   const size_t total = static_cast<size_t>(n_tokens * n);
   if (out.q.size() < total) out.q.resize(total);
   if (out.d.size() < total / 32) out.d.resize(total / 32);

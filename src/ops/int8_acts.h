@@ -27,14 +27,16 @@ struct Int8Acts {
   std::vector<int8_t> q4_lohi;    // [n / 128 groups][128]
   std::vector<int32_t> q4_bcorr;  // [chunks][16]: -8 * sum of a block, in q4_dperm's lane order
   std::vector<float> q4_dperm;    // [chunks][16]
-  // Every token, after add_q4_0_pair_terms (ops/q4_0_pairs_avx2.cpp's layout): per group of 8
+  // Every token, after add_q4_0_pair_terms (ops/block_sums_avx2.cpp's layout): per group of 8
   // blocks and pair j of it (blocks 8g + 2j, 8g + 2j + 1), 32 values that meet low nibbles
   // ([a_b[0..15], a_b+1[0..15]]) then 32 that meet high ones; per block -8 * its sum and its d,
   // both in the kernel's lane order within a group (the blocks past the last group: unused).
   std::vector<int8_t> q4p;        // [n_tokens][n]
   std::vector<int32_t> q4p_corr;  // [n_tokens][n / 32]
   std::vector<float> q4p_d;       // [n_tokens][n / 32]
+  std::vector<int16_t> isum16;    // [n_tokens][n / 16]: sum(q) per 16 values (add_isum16)
   bool has_sums = false;          // sum16 is current (quantize_acts with_sums)
+  bool has_isum16 = false;        // isum16 is current
   bool has_decode_terms = false;  // neg8sum4 / dlane are current (add_decode_terms)
   bool has_q4_0_terms = false;    // q4_lohi / q4_bcorr / q4_dperm are current
   bool has_q4_0_pair_terms = false;  // q4p / q4p_corr / q4p_d are current
@@ -46,6 +48,7 @@ struct Int8Acts {
   const int8_t* q4p_of(int64_t t) const { return q4p.data() + t * n; }
   const int32_t* q4p_corr_of(int64_t t) const { return q4p_corr.data() + t * (n / 32); }
   const float* q4p_d_of(int64_t t) const { return q4p_d.data() + t * (n / 32); }
+  const int16_t* isum16_of(int64_t t) const { return isum16.data() + t * (n / 16); }
 };
 
 // x: [n_tokens, n] floats (n a multiple of 32). with_sums: also fill sum16. Splits the tokens
@@ -61,6 +64,8 @@ void add_decode_terms(Int8Acts& a);
 void add_q4_0_decode_terms(Int8Acts& a);
 // Fills a.q4p, a.q4p_corr and a.q4p_d for every token (Q4_0 with block sums on AVX2).
 void add_q4_0_pair_terms(Int8Acts& a);
+// Fills a.isum16 for every token (Q6_K with block sums on AVX2).
+void add_isum16(Int8Acts& a);
 
 // One token's row: the plain scalar form, and the vectorised one quantize_acts uses (same bytes).
 void quantize_act_row(const float* x, int64_t n, int8_t* q, float* d, float* sum16);

@@ -112,26 +112,21 @@ bool int8_dot_direct(GgmlType type, const uint8_t* const* rows, int n_rows, cons
                      int64_t tok, float* out) {
   if (chosen().fn == int8_kernels::dot_avx512)
     return int8_kernels::direct_dot_avx512(type, rows, n_rows, a, tok, out);
-  if (type == GgmlType::Q4_0 && a.has_q4_0_pair_terms && int8_q4_0_pairs()) {
-    int8_kernels::q4_0_pairs_dot(rows, n_rows, a, tok, 1, out, 1);
-    return true;
-  }
-  if (chosen().fn == int8_kernels::dot_avx2 && cpu_has_f16c())
-    return int8_kernels::direct_dot_avx2(type, rows, n_rows, a, tok, out);
+  if (int8_block_sums(type)) return int8_block_sums_dot(type, rows, n_rows, a, tok, 1, out, 1);
   return false;
 }
 
-bool int8_q4_0_pairs() {
-  static const bool yes =
-      chosen().fn == int8_kernels::dot_avx2 && int8_kernels::q4_0_pairs_available();
-  return yes;
+bool int8_block_sums(GgmlType type) {
+  static const bool avx2 =
+      chosen().fn == int8_kernels::dot_avx2 && int8_kernels::block_sums_available();
+  return avx2 && (type == GgmlType::Q4_0 || type == GgmlType::Q8_0 || type == GgmlType::Q4_K ||
+                  type == GgmlType::Q6_K);
 }
 
-bool int8_q4_0_pairs_dot(const uint8_t* const* rows, int n_rows, const Int8Acts& a, int64_t tok0,
-                         int64_t n_tok, float* out, int64_t ldo) {
-  if (!int8_kernels::q4_0_pairs_available()) return false;
-  int8_kernels::q4_0_pairs_dot(rows, n_rows, a, tok0, n_tok, out, ldo);
-  return true;
+bool int8_block_sums_dot(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,
+                         int64_t tok0, int64_t n_tok, float* out, int64_t ldo) {
+  if (!int8_kernels::block_sums_available()) return false;
+  return int8_kernels::block_sums_dot_avx2(type, rows, n_rows, a, tok0, n_tok, out, ldo);
 }
 
 bool int8_dot_direct_with(const char* isa, GgmlType type, const uint8_t* const* rows, int n_rows,
@@ -139,9 +134,7 @@ bool int8_dot_direct_with(const char* isa, GgmlType type, const uint8_t* const* 
   if (!cpu_has(isa)) return false;
   if (std::strcmp(isa, "avx512-vnni") == 0)
     return int8_kernels::direct_dot_avx512(type, rows, n_rows, a, tok, out);
-  if (std::strcmp(isa, "avx2") == 0 && cpu_has_f16c())
-    return int8_kernels::direct_dot_avx2(type, rows, n_rows, a, tok, out);
-  return false;
+  return false;  // AVX2 decodes with the block-sum kernels (int8_block_sums_dot)
 }
 
 bool int8_decode_matches_batch(GgmlType type) {

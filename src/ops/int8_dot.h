@@ -32,20 +32,23 @@ void int8_dot(const Int8Row* rows, int n_rows, const Int8Acts& a, int64_t tok0, 
               float* out, int64_t ldo);
 
 // Decoding (one token) straight from stored rows of `type`, without unpacking, where this CPU
-// has such a kernel (AVX-512 VNNI: Q4_0, Q8_0, Q4_K, Q6_K; AVX2 + F16C: Q4_K, Q6_K; all
-// but Q8_0 need token 0 with add_decode_terms, Q4_0 with AVX-512 VBMI add_q4_0_decode_terms):
-// out[r] = dot(row r, token tok), bit-identical to int8_dot on the unpacked rows. Q4_0 on AVX2
-// (with add_q4_0_pair_terms) is int8_q4_0_pairs_dot instead. False (nothing written) otherwise.
+// has such a kernel. AVX-512 VNNI: Q4_0, Q8_0, Q4_K, Q6_K, all but Q8_0 with token 0's
+// add_decode_terms (Q4_0 with AVX-512 VBMI: add_q4_0_decode_terms), bit-identical to int8_dot on
+// the unpacked rows. AVX2 + F16C: the types of int8_block_sums (int8_block_sums_dot, with its
+// terms). False (nothing written) otherwise.
 bool int8_dot_direct(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,
                      int64_t tok, float* out);
 
-// True when matmul runs Q4_0 on the AVX2 block-sum kernel (ops/q4_0_pairs_avx2.cpp: the chosen
-// ISA is AVX2 and the CPU has F16C), for decoding and batches alike; it needs
-// add_q4_0_pair_terms. int8_q4_0_pairs_dot: out[t * ldo + r] = dot(row r, token tok0 + t).
-bool int8_q4_0_pairs();
-// False (nothing written) when this CPU cannot run it (tests call it whatever matmul picks).
-bool int8_q4_0_pairs_dot(const uint8_t* const* rows, int n_rows, const Int8Acts& a, int64_t tok0,
-                         int64_t n_tok, float* out, int64_t ldo);
+// True when matmul runs `type` on the AVX2 block-sum kernels (ops/block_sums_avx2.cpp: Q4_0,
+// Q8_0, Q4_K and Q6_K where the chosen ISA is AVX2 and the CPU has F16C), for decoding and
+// batches alike; Q4_0 needs add_q4_0_pair_terms, Q4_K activations quantized with sums, Q6_K
+// add_isum16.
+// int8_block_sums_dot: out[t * ldo + r] = dot(row r, token tok0 + t); false (nothing written)
+// when this CPU cannot run it or the type or terms do not fit (tests call it whatever matmul
+// picks).
+bool int8_block_sums(GgmlType type);
+bool int8_block_sums_dot(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,
+                         int64_t tok0, int64_t n_tok, float* out, int64_t ldo);
 
 // False when decoding rows of `type` rounds differently from the same token in a batch: Q4_0 on
 // AVX-512 VBMI sums each block's products as integers first (ops/q4_0_decode_avx512.cpp).

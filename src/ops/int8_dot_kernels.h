@@ -30,9 +30,6 @@ void dot_avx512(const Int8Row* rows, int n_rows, const Int8Acts& a, int64_t tok0
 bool direct_dot_avx512(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,
                        int64_t tok, float* out);
 
-// The same for AVX2 + FMA + F16C (Q4_0, Q4_K, Q6_K; token 0 with add_decode_terms).
-bool direct_dot_avx2(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,
-                     int64_t tok, float* out);
 
 // Decoding Q4_0 rows with per-block integer sums (AVX-512 VBMI + VNNI + GFNI; needs
 // add_q4_0_decode_terms): out[r] for r < n_rows, the arithmetic in ops/q4_0_decode_avx512.cpp.
@@ -40,13 +37,14 @@ void q4_0_decode_rows(const uint8_t* const* rows, int n_rows, const Int8Acts& a,
 // True when this CPU runs q4_0_decode_row.
 bool q4_0_decode_available();
 
-// Q4_0 with per-block integer sums on AVX2 + FMA + F16C, decoding and batches (needs
-// add_q4_0_pair_terms): out[t * ldo + r] for r < n_rows, t < n_tok, the arithmetic in
-// ops/q4_0_pairs_avx2.cpp. One token prefetches the rows (they stream from memory).
-void q4_0_pairs_dot(const uint8_t* const* rows, int n_rows, const Int8Acts& a, int64_t tok0,
-                    int64_t n_tok, float* out, int64_t ldo);
-// True when this CPU runs q4_0_pairs_dot.
-bool q4_0_pairs_available();
+// Q4_0, Q8_0, Q4_K and Q6_K with per-block integer sums on AVX2 + FMA + F16C, decoding and
+// batches (Q4_0 needs add_q4_0_pair_terms, Q4_K sums, Q6_K add_isum16, K types n % 256 == 0): out[t * ldo + r] for
+// r < n_rows, t < n_tok, the arithmetic in ops/block_sums_avx2.cpp; false for other types or
+// without those terms. One token prefetches the rows (they stream from memory).
+bool block_sums_dot_avx2(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,
+                         int64_t tok0, int64_t n_tok, float* out, int64_t ldo);
+// True when this CPU runs block_sums_dot_avx2.
+bool block_sums_available();
 
 // The offset term of one (row, token), in the fixed order of ops/int8_dot.h (shared by all ISAs:
 // it is n/16 multiply-adds against the main loop's n).

@@ -178,10 +178,13 @@ void matmul_int8(const WeightMatrix& w, const float* x, int64_t n_tokens, float*
   const bool has_min = int8_rows_have_min(w.type);
   Int8Acts& acts = acts_buffer();
   quantize_acts(x, n_tokens, n_in, has_min, acts);
-  // Q4_0 on AVX2: one block-sum kernel decodes and runs batches (ops/q4_0_pairs_avx2.cpp).
-  const bool q4_0_pairs = w.type == GgmlType::Q4_0 && int8_q4_0_pairs();
-  if (q4_0_pairs) {
-    add_q4_0_pair_terms(acts);
+  // Q4_0, Q8_0 and Q4_K on AVX2: block-sum kernels decode and run batches
+  // (ops/block_sums_avx2.cpp).
+  const bool block_sums =
+      int8_block_sums(w.type) && (traits(w.type).block_size == 32 || n_in % 256 == 0);
+  if (block_sums) {
+    if (w.type == GgmlType::Q4_0) add_q4_0_pair_terms(acts);
+    if (w.type == GgmlType::Q6_K) add_isum16(acts);
   } else if (n_tokens == 1 && (w.type == GgmlType::Q4_0 || w.type == GgmlType::Q4_K ||
                                w.type == GgmlType::Q6_K)) {
     if (w.type == GgmlType::Q4_0 && !int8_decode_matches_batch(w.type)) {
@@ -233,12 +236,13 @@ void matmul_int8(const WeightMatrix& w, const float* x, int64_t n_tokens, float*
       }
       return;
     }
-    if (q4_0_pairs) {  // straight from the stored rows (cache-resident after the first tokens)
+    if (block_sums) {  // straight from the stored rows (cache-resident after the first tokens)
       const uint8_t* src[16];
       for (int64_t i = 0; i < nr; ++i) src[i] = w.row(r0 + i);
       for (int64_t t0 = 0; t0 < n_tokens; t0 += tok_chunk) {
         const int64_t nt = std::min(tok_chunk, n_tokens - t0);
-        int8_q4_0_pairs_dot(src, static_cast<int>(nr), acts, t0, nt, y + t0 * n_out + r0, n_out);
+        int8_block_sums_dot(w.type, src, static_cast<int>(nr), acts, t0, nt,
+                            y + t0 * n_out + r0, n_out);
       }
       return;
     }

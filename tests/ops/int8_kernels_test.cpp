@@ -414,66 +414,121 @@ TEST(Int8Matmul, Q4_0BlockSumDecodingEqualsScalarOracle) {
 namespace nibble {
 namespace {
 
-// Q4_0 with per-block integer sums on AVX2 (ops/q4_0_pairs_avx2.cpp) against a scalar version of
-// the arithmetic its header states, bit for bit: groups of 8 blocks with block 8g + k in lane
-// {0,4,1,5,2,6,3,7}[k], the fixed 8-lane reduction, then the blocks past the last group in order.
-float q4_0_pairs_oracle(const uint8_t* row, const int8_t* aq, const float* ad, int64_t n) {
-  static constexpr int kLaneOf[8] = {0, 4, 1, 5, 2, 6, 3, 7};
-  const int64_t nb = n / 32, n_groups = nb / 8;
+// The block-sum kernels of AVX2 (ops/block_sums_avx2.cpp) against a scalar version of the
+// arithmetic their header states, bit for bit: groups of 8 blocks (Q4_K: a super-block's
+// sub-blocks) with block 8g + k in lane k (Q8_0, Q4_K) or {0,4,1,5,2,6,3,7}[k] (Q4_0), the fixed
+// 8-lane reduction, then the blocks past the last group in order (Q4_0, Q8_0) or the offset term
+// (Q4_K). aq, ad, s16: one token's quantized activations, their scales and sums per 16.
+float block_sums_oracle(GgmlType t, const uint8_t* row, const int8_t* aq, const float* ad,
+                        const float* s16, int64_t n) {
+  static constexpr int kQ4Lane[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+  const int64_t nb = n / 32;
+  auto f16 = [](const uint8_t* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return f16_to_f32(h);
+  };
+  // Block b's integer sum, its weight scale and its lane.
   auto isum = [&](int64_t b) {
-    const uint8_t* blk = row + 18 * b;
     int32_t s = 0;
-    for (int i = 0; i < 16; ++i) {
-      s += ((blk[2 + i] & 0x0F) - 8) * int32_t{aq[32 * b + i]};
-      s += ((blk[2 + i] >> 4) - 8) * int32_t{aq[32 * b + 16 + i]};
+    if (t == GgmlType::Q4_0) {
+      const uint8_t* blk = row + 18 * b;
+      for (int i = 0; i < 16; ++i) {
+        s += ((blk[2 + i] & 0x0F) - 8) * int32_t{aq[32 * b + i]};
+        s += ((blk[2 + i] >> 4) - 8) * int32_t{aq[32 * b + 16 + i]};
+      }
+    } else if (t == GgmlType::Q8_0) {
+      const uint8_t* blk = row + 34 * b;
+      for (int i = 0; i < 32; ++i) s += int32_t{static_cast<int8_t>(blk[2 + i])} * aq[32 * b + i];
+    } else if (t == GgmlType::Q6_K) {  // scale * (q - 32) * a, q from the reference layout
+      const uint8_t* sb = row + 210 * (b / 8);
+      for (int i = 0; i < 32; ++i) {
+        const int v = static_cast<int>(32 * (b % 8) + i);  // value index in the super-block
+        const int h = v / 128, l = v % 32, quarter = (v % 128) / 32;
+        const uint8_t ql = sb[64 * h + l + (quarter % 2) * 32];
+        const int lo = quarter < 2 ? ql & 0x0F : ql >> 4;
+        const int hi = (sb[128 + 32 * h + l] >> (2 * quarter)) & 3;
+        const int sc = static_cast<int8_t>(sb[192 + v / 16]);
+        s += sc * ((lo | (hi << 4)) - 32) * int32_t{aq[32 * b + i]};
+      }
+    } else {  // Q4_K: sub-block j = b % 8 of super-block b / 8, the low or high nibbles
+      const uint8_t* qs = row + 144 * (b / 8) + 16 + 32 * ((b % 8) / 2);
+      const int shift = (b % 2) * 4;
+      for (int i = 0; i < 32; ++i) s += ((qs[i] >> shift) & 0x0F) * int32_t{aq[32 * b + i]};
     }
     return s;
   };
-  auto dw = [&](int64_t b) {
-    uint16_t h;
-    std::memcpy(&h, row + 18 * b, 2);
-    return f16_to_f32(h);
+  // Q4_K's 6-bit scale (0) or minimum (1) of sub-block j (the reference get_scale_min_k4).
+  auto k4 = [](const uint8_t* sc, int j, int which) {
+    if (j < 4) return which == 0 ? sc[j] & 63 : sc[j + 4] & 63;
+    return which == 0 ? (sc[j + 4] & 0x0F) | ((sc[j - 4] >> 6) << 4)
+                      : (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4);
   };
+  auto wscale = [&](int64_t b) {
+    if (t == GgmlType::Q4_0) return f16(row + 18 * b);
+    if (t == GgmlType::Q8_0) return f16(row + 34 * b);
+    if (t == GgmlType::Q6_K) return f16(row + 210 * (b / 8) + 208);
+    const uint8_t* sb = row + 144 * (b / 8);
+    return f16(sb) * static_cast<float>(k4(sb + 4, static_cast<int>(b % 8), 0));
+  };
+  const int64_t n_groups = nb / 8;
   float acc[8] = {};
   for (int64_t g = 0; g < n_groups; ++g) {
     for (int k = 0; k < 8; ++k) {
       const int64_t b = 8 * g + k;
-      acc[kLaneOf[k]] = std::fmaf(static_cast<float>(isum(b)), dw(b) * ad[b], acc[kLaneOf[k]]);
+      const int p = t == GgmlType::Q4_0 ? kQ4Lane[k] : k;
+      acc[p] = std::fmaf(static_cast<float>(isum(b)), wscale(b) * ad[b], acc[p]);
+    }
+    if (t == GgmlType::Q4_K) {  // the super-block's offsets, in the same lanes
+      const uint8_t* blk = row + 144 * g;
+      for (int half = 0; half < 2; ++half) {
+        for (int l = 0; l < 8; ++l) {
+          const float mn = -(f16(blk + 2) * static_cast<float>(k4(blk + 4, 4 * half + l / 2, 1)));
+          acc[l] = std::fmaf(mn, s16[16 * g + 8 * half + l], acc[l]);
+        }
+      }
     }
   }
   float s[8];
   for (int j = 0; j < 8; ++j) s[j] = acc[j] + 0.0f;
   float r = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
   for (int64_t b = 8 * n_groups; b < nb; ++b)
-    r = std::fmaf(static_cast<float>(isum(b)), dw(b) * ad[b], r);
+    r = std::fmaf(static_cast<float>(isum(b)), wscale(b) * ad[b], r);
   return r;
 }
 
-// The kernel called directly (whatever ISA matmul picks): 1..16 rows, 1..9 tokens (the 4-token
-// tiles and the 1..3 left), row lengths with no whole group, whole groups only, and a tail.
-TEST(Int8Matmul, Q4_0PairsKernelEqualsScalarOracle) {
-  for (int64_t n_in : {32, 224, 256, 1536, 2336}) {
-    const int n_out = 16;
-    const auto v = test::random_floats(static_cast<size_t>(n_out * n_in), 91, 1.5f);
-    const auto bytes = quantized(GgmlType::Q4_0, v, n_in);
-    const uint64_t rb = ggml_row_size(GgmlType::Q4_0, static_cast<uint64_t>(n_in));
-    const auto x = test::random_floats(static_cast<size_t>(9 * n_in), 92, 3.0f);
-    Int8Acts acts;
-    quantize_acts(x.data(), 9, n_in, false, acts);
-    add_q4_0_pair_terms(acts);
-    const uint8_t* rows[16];
-    for (int r = 0; r < n_out; ++r) rows[r] = bytes.data() + r * rb;
-    for (int nr : {1, 3, 16}) {
-      for (int nt : {1, 2, 3, 4, 5, 9}) {
-        std::vector<float> got(static_cast<size_t>(nt * n_out), -1.0f);
-        if (!int8_q4_0_pairs_dot(rows, nr, acts, 0, nt, got.data(), n_out))
-          GTEST_SKIP() << "no AVX2 + F16C";
-        for (int t = 0; t < nt; ++t) {
-          for (int r = 0; r < nr; ++r) {
-            const float want =
-                q4_0_pairs_oracle(rows[r], acts.q_of(t), acts.d_of(t), n_in);
-            ASSERT_EQ(got[static_cast<size_t>(t * n_out + r)], want)
-                << "n_in " << n_in << " rows " << nr << " tokens " << nt << " t " << t << " r " << r;
+// The kernels called directly (whatever ISA matmul picks): 1..16 rows, 1..9 tokens (the 4-token
+// tiles and the 1..3 left), rows with no whole group, whole groups only, and a tail.
+TEST(Int8Matmul, BlockSumKernelsEqualScalarOracle) {
+  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
+    for (int64_t n_in : {32, 224, 256, 1536, 2336}) {
+      if (traits(t).block_size == 256 && n_in % 256 != 0) continue;
+      const int n_out = 16;
+      auto v = test::random_floats(static_cast<size_t>(n_out * n_in), 91, 1.5f);
+      for (size_t i = 0; i < v.size(); i += 3) v[i] += 0.7f;  // non-zero minimums for Q4_K
+      const auto bytes = quantized(t, v, n_in);
+      const uint64_t rb = ggml_row_size(t, static_cast<uint64_t>(n_in));
+      const auto x = test::random_floats(static_cast<size_t>(9 * n_in), 92, 3.0f);
+      Int8Acts acts;
+      quantize_acts(x.data(), 9, n_in, t == GgmlType::Q4_K, acts);
+      if (t == GgmlType::Q4_0) add_q4_0_pair_terms(acts);
+      if (t == GgmlType::Q6_K) add_isum16(acts);
+      const uint8_t* rows[16];
+      for (int r = 0; r < n_out; ++r) rows[r] = bytes.data() + r * rb;
+      for (int nr : {1, 3, 16}) {
+        for (int nt : {1, 2, 3, 4, 5, 9}) {
+          std::vector<float> got(static_cast<size_t>(nt * n_out), -1.0f);
+          if (!int8_block_sums_dot(t, rows, nr, acts, 0, nt, got.data(), n_out))
+            GTEST_SKIP() << "no AVX2 + F16C";
+          for (int tk = 0; tk < nt; ++tk) {
+            for (int r = 0; r < nr; ++r) {
+              const float want = block_sums_oracle(t, rows[r], acts.q_of(tk), acts.d_of(tk),
+                                                   t == GgmlType::Q4_K ? acts.sum16_of(tk) : nullptr,
+                                                   n_in);
+              ASSERT_EQ(got[static_cast<size_t>(tk * n_out + r)], want)
+                  << ggml_type_name(t) << " n_in " << n_in << " rows " << nr << " tokens " << nt
+                  << " t " << tk << " r " << r;
+            }
           }
         }
       }
@@ -481,32 +536,41 @@ TEST(Int8Matmul, Q4_0PairsKernelEqualsScalarOracle) {
   }
 }
 
-// Where matmul runs Q4_0 on that kernel (AVX2 CPUs, or NIBBLE_ISA=avx2: ctest's ops.avx2 run),
-// decoding and batches give the oracle's bits.
-TEST(Int8Matmul, Q4_0PairsMatmulEqualsScalarOracle) {
-  if (!int8_q4_0_pairs()) GTEST_SKIP() << "matmul runs Q4_0 on " << int8_dot_isa() << " kernels";
-  for (int64_t n_in : {96, 1536, 2336}) {
-    for (int64_t n_tokens : {1, 7, 40}) {
-      const int64_t n_out = 37;
-      const auto v = test::random_floats(static_cast<size_t>(n_out * n_in), 93, 1.5f);
-      const auto bytes = quantized(GgmlType::Q4_0, v, n_in);
-      const uint64_t rb = ggml_row_size(GgmlType::Q4_0, static_cast<uint64_t>(n_in));
-      const WeightMatrix w{GgmlType::Q4_0, bytes.data(), n_in, n_out, rb};
-      const auto x = test::random_floats(static_cast<size_t>(n_tokens * n_in), 94, 3.0f);
-      std::vector<float> y(static_cast<size_t>(n_tokens * n_out));
-      matmul(w, x.data(), n_tokens, y.data());
-      std::vector<int8_t> q(static_cast<size_t>(n_in));
-      std::vector<float> d(static_cast<size_t>(n_in / 32));
-      for (int64_t t = 0; t < n_tokens; ++t) {
-        quantize_act_row(x.data() + t * n_in, n_in, q.data(), d.data(), nullptr);
-        for (int64_t o = 0; o < n_out; ++o) {
-          ASSERT_EQ(y[static_cast<size_t>(t * n_out + o)],
-                    q4_0_pairs_oracle(bytes.data() + o * rb, q.data(), d.data(), n_in))
-              << "n_in " << n_in << " tokens " << n_tokens << " t " << t << " row " << o;
+// Where matmul runs these types on those kernels (AVX2 CPUs, or NIBBLE_ISA=avx2: ctest's
+// ops.isa_avx2 run), decoding and batches give the oracle's bits.
+TEST(Int8Matmul, BlockSumMatmulEqualsScalarOracle) {
+  int covered = 0;
+  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
+    if (!int8_block_sums(t)) continue;
+    for (int64_t n_in : {96, 1536, 2336}) {
+      if (traits(t).block_size == 256 && n_in % 256 != 0) continue;
+      for (int64_t n_tokens : {1, 7, 40}) {
+        const int64_t n_out = 37;
+        auto v = test::random_floats(static_cast<size_t>(n_out * n_in), 93, 1.5f);
+        for (size_t i = 0; i < v.size(); i += 3) v[i] += 0.7f;
+        const auto bytes = quantized(t, v, n_in);
+        const uint64_t rb = ggml_row_size(t, static_cast<uint64_t>(n_in));
+        const WeightMatrix w{t, bytes.data(), n_in, n_out, rb};
+        const auto x = test::random_floats(static_cast<size_t>(n_tokens * n_in), 94, 3.0f);
+        std::vector<float> y(static_cast<size_t>(n_tokens * n_out));
+        matmul(w, x.data(), n_tokens, y.data());
+        std::vector<int8_t> q(static_cast<size_t>(n_in));
+        std::vector<float> d(static_cast<size_t>(n_in / 32)), s16(static_cast<size_t>(n_in / 16));
+        for (int64_t tk = 0; tk < n_tokens; ++tk) {
+          quantize_act_row(x.data() + tk * n_in, n_in, q.data(), d.data(), s16.data());
+          for (int64_t o = 0; o < n_out; ++o) {
+            ASSERT_EQ(y[static_cast<size_t>(tk * n_out + o)],
+                      block_sums_oracle(t, bytes.data() + o * rb, q.data(), d.data(), s16.data(),
+                                        n_in))
+                << ggml_type_name(t) << " n_in " << n_in << " tokens " << n_tokens << " t " << tk
+                << " row " << o;
+          }
         }
+        ++covered;
       }
     }
   }
+  if (covered == 0) GTEST_SKIP() << "matmul runs these types on " << int8_dot_isa() << " kernels";
 }
 
 }  // namespace
