@@ -35,7 +35,9 @@ import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const PEER = path.join(HERE, "..", "tests", "peer");
+// node-llama-cpp's install: tests/peer, or $NIBBLE_PEER_DIR (scripts/bench-compare.sh --isa avx2
+// points it at a copy without the AVX-512 CPU backends).
+const PEER = process.env.NIBBLE_PEER_DIR || path.join(HERE, "..", "tests", "peer");
 
 function usage(msg) {
     if (msg) process.stderr.write(`llama_cpp_bench: ${msg}\n`);

@@ -5,12 +5,16 @@
 #
 # usage: scripts/bench-compare.sh [--nibble BIN] [--cache DIR] [--threads N] [-p 512] [-n 128]
 #                                 [-r 5] [--types "Q4_0 Q8_0 Q4_K_M"] [--preset e2b] [--layers N]
+#                                 [--isa avx2]
 #
 #   --nibble   the nibble binary (default: build/release/tools/nibble)
 #   --cache    where the synthetic models live (default: build/bench-models); a model already
 #              there is reused, otherwise `nibble synth` writes it (E2B: a few minutes each)
 #   --threads  threads for both engines (default 2)
 #   --layers   fewer layers (quick smoke runs; the file name says so)
+#   --isa avx2 both engines as on a CPU with AVX2 but no AVX-512 (most laptops): nibble with
+#              NIBBLE_ISA=avx2, llama.cpp from a hard-linked copy of its install without the
+#              CPU backends that need AVX-512 or AVX-VNNI (so it loads libggml-cpu-haswell.so)
 #
 # Needs node >= 20 and node-llama-cpp under tests/peer (scripts/npm-peers.sh), python3.
 # Writes the raw JSON lines of both engines to CACHE/results-<time>.jsonl and the table to stdout.
@@ -27,6 +31,7 @@ R=5
 TYPES="Q4_0 Q8_0 Q4_K_M"
 PRESET=e2b
 LAYERS=""
+ISA=""
 
 die() { echo "bench-compare: $*" >&2; exit 1; }
 while [[ $# -gt 0 ]]; do
@@ -40,7 +45,8 @@ while [[ $# -gt 0 ]]; do
         --types) TYPES="${2:?--types needs a list}"; shift 2 ;;
         --preset) PRESET="${2:?--preset needs a name}"; shift 2 ;;
         --layers) LAYERS="${2:?--layers needs a number}"; shift 2 ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        --isa) ISA="${2:?--isa needs avx2}"; shift 2 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
 done
@@ -54,7 +60,23 @@ command -v python3 >/dev/null || die "python3 is needed to build the table"
 [[ -d "$ROOT/tests/peer/node_modules/node-llama-cpp" ]] ||
     die "node-llama-cpp is not installed under tests/peer (run scripts/npm-peers.sh)"
 
+[[ -z "$ISA" || "$ISA" == avx2 ]] || die "--isa: only avx2 is known, got '$ISA'"
+
 mkdir -p "$CACHE"
+if [[ "$ISA" == avx2 ]]; then
+    export NIBBLE_ISA=avx2
+    peer="$CACHE/peer-avx2"
+    rm -rf "$peer"
+    cp -al "$ROOT/tests/peer" "$peer" 2>/dev/null || cp -a "$ROOT/tests/peer" "$peer"
+    removed=0
+    for variant in zen4 icelake cannonlake cascadelake cooperlake sapphirerapids skylakex alderlake; do
+        for f in "$peer"/node_modules/@node-llama-cpp/*/bins/*/libggml-cpu-"$variant".so; do
+            [[ -e "$f" ]] && rm -f "$f" && removed=$((removed + 1))
+        done
+    done
+    ((removed > 0)) || die "--isa avx2: found no AVX-512 CPU backends to remove under $peer"
+    export NIBBLE_PEER_DIR="$peer"
+fi
 RESULTS="$CACHE/results-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 : >"$RESULTS"
 

@@ -193,22 +193,26 @@ NIBBLE_AVX2_F16C void q8_0_row(const uint8_t* row, const Int8Acts& a, int64_t to
   for (int64_t g = 0; g < n_groups; ++g) {
     const uint8_t* gp = row + 272 * g;
     if constexpr (kPrefetch) prefetch_ahead<320>(gp);
-    // The group's weights and their magnitudes, loaded once for the T tokens.
-    __m256i w[8], aw[8];
-    for (int k = 0; k < 8; ++k) {
-      w[k] = load256(gp + 34 * k + 2);
-      aw[k] = _mm256_abs_epi8(w[k]);
+    // Each half's 4 weight blocks and their magnitudes, loaded once for the T tokens.
+    __m256i hs[2][T];
+    for (int h = 0; h < 2; ++h) {
+      __m256i w[4], aw[4];
+      for (int k = 0; k < 4; ++k) {
+        w[k] = load256(gp + 34 * (4 * h + k) + 2);
+        aw[k] = _mm256_abs_epi8(w[k]);
+      }
+      for (int t = 0; t < T; ++t) {
+        const int8_t* x = aq[t] + 256 * g + 128 * h;
+        __m256i s[4];
+        for (int k = 0; k < 4; ++k) {
+          s[k] = widen(_mm256_maddubs_epi16(aw[k], _mm256_sign_epi8(load256(x + 32 * k), w[k])));
+        }
+        hs[h][t] = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+      }
     }
     const __m256 dw = gather_scales(gp, 34, kInOrder);
     for (int t = 0; t < T; ++t) {
-      const int8_t* x = aq[t] + 256 * g;
-      __m256i s[8];
-      for (int k = 0; k < 8; ++k) {
-        s[k] = widen(_mm256_maddubs_epi16(aw[k], _mm256_sign_epi8(load256(x + 32 * k), w[k])));
-      }
-      const __m256i h0 = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
-      const __m256i h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(s[4], s[5]), _mm256_hadd_epi32(s[6], s[7]));
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold_halves(h0, h1)),
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold_halves(hs[0][t], hs[1][t])),
                                _mm256_mul_ps(dw, _mm256_loadu_ps(ad[t] + 8 * g)), acc[t]);
     }
   }
@@ -329,46 +333,44 @@ NIBBLE_AVX2_F16C void q6_k_row(const uint8_t* row, const Int8Acts& a, int64_t to
   for (int64_t sb = 0; sb < n_super; ++sb) {
     const uint8_t* blk = row + 210 * sb;
     if constexpr (kPrefetch) prefetch_ahead<256>(blk);
-    // The 8 blocks' unsigned values (q + 32, 0..63) in order.
-    __m256i u[8];
-    for (int h = 0; h < 2; ++h) {  // 128-value halves: ql[64h..], qh[32h..]
+    const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192));
+    const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+    // Per 128-value half h (ql[64h..], qh[32h..]; blocks 4h..4h+3): the blocks' unsigned values
+    // (q + 32, 0..63) in order and the int16 scales of their two 16-value halves, one per
+    // 128-bit lane, made once for the T tokens.
+    __m256i hs[2][T];
+    for (int h = 0; h < 2; ++h) {
       const __m256i ql0 = load256(blk + 64 * h);
       const __m256i ql1 = load256(blk + 64 * h + 32);
       const __m256i qh = load256(blk + 128 + 32 * h);
-      u[4 * h] = _mm256_or_si256(_mm256_and_si256(ql0, m0f),
-                                 _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
-      u[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(ql1, m0f),
-                                     _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
-      u[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m0f),
-                                     _mm256_and_si256(qh, m30));
-      u[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m0f),
-                                     _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
-    }
-    // Per block b the int16 scales of its two 16-value halves, one per 128-bit lane.
-    const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192));
-    const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
-    const __m256i x0 = _mm256_permute2x128_si256(sc16, sc16, 0x00);  // scales 0..7, both lanes
-    const __m256i x1 = _mm256_permute2x128_si256(sc16, sc16, 0x11);  // scales 8..15
-    __m256i s16[8];
-    for (int b = 0; b < 8; ++b) {
-      s16[b] = _mm256_shuffle_epi8(b < 4 ? x0 : x1, load256(sh.ctrl[b % 4]));
+      const __m256i u[4] = {
+          _mm256_or_si256(_mm256_and_si256(ql0, m0f), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30)),
+          _mm256_or_si256(_mm256_and_si256(ql1, m0f), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m0f), _mm256_and_si256(qh, m30)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m0f),
+                          _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30))};
+      // Scales 8h..8h+7 in both lanes, then word pairs per block.
+      const __m256i xs = h == 0 ? _mm256_permute2x128_si256(sc16, sc16, 0x00)
+                                : _mm256_permute2x128_si256(sc16, sc16, 0x11);
+      __m256i s16[4];
+      for (int c = 0; c < 4; ++c) s16[c] = _mm256_shuffle_epi8(xs, load256(sh.ctrl[c]));
+      for (int t = 0; t < T; ++t) {
+        const int8_t* x = aq[t] + 256 * sb + 128 * h;
+        __m256i s[4];
+        for (int c = 0; c < 4; ++c) {
+          s[c] = _mm256_madd_epi16(_mm256_maddubs_epi16(u[c], load256(x + 32 * c)), s16[c]);
+        }
+        hs[h][t] = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+      }
     }
     uint16_t dh;
     std::memcpy(&dh, blk + 208, 2);
     const __m256 d = _mm256_set1_ps(_cvtsh_ss(dh));
     for (int t = 0; t < T; ++t) {
-      const int8_t* x = aq[t] + 256 * sb;
-      __m256i s[8];
-      for (int b = 0; b < 8; ++b) {
-        s[b] = _mm256_madd_epi16(_mm256_maddubs_epi16(u[b], load256(x + 32 * b)), s16[b]);
-      }
-      const __m256i h0 =
-          _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
-      const __m256i h1 =
-          _mm256_hadd_epi32(_mm256_hadd_epi32(s[4], s[5]), _mm256_hadd_epi32(s[6], s[7]));
       // -32 * (scale * sum of a) per 16 values, summed per block: the offset of q = u - 32.
       const __m256i m = _mm256_madd_epi16(sc16, load256(as16[t] + 16 * sb));
-      const __m256i isum = _mm256_sub_epi32(fold_halves(h0, h1), _mm256_slli_epi32(m, 5));
+      const __m256i isum =
+          _mm256_sub_epi32(fold_halves(hs[0][t], hs[1][t]), _mm256_slli_epi32(m, 5));
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum),
                                _mm256_mul_ps(d, _mm256_loadu_ps(ad[t] + 8 * sb)), acc[t]);
     }
@@ -388,6 +390,11 @@ void rows_tokens(const uint8_t* const* rows, int n_rows, const Int8Acts& a, int6
   int64_t t = 0;
   for (; t + kTile <= n_tok; t += kTile) {
     for (int r = 0; r < n_rows; ++r) K<kTile, false>::run(rows[r], a, tok0 + t, out + t * ldo + r, ldo);
+  }
+  if constexpr (kTile > 4) {
+    for (; t + 4 <= n_tok; t += 4) {
+      for (int r = 0; r < n_rows; ++r) K<4, false>::run(rows[r], a, tok0 + t, out + t * ldo + r, ldo);
+    }
   }
   const int64_t left = n_tok - t;
   for (int r = 0; r < n_rows; ++r) {
@@ -436,18 +443,18 @@ bool block_sums_dot_avx2(GgmlType type, const uint8_t* const* rows, int n_rows, 
   switch (type) {
     case GgmlType::Q4_0:
       if (!a.has_q4_0_pair_terms) return false;
-      rows_tokens<Q4_0Kernel, 4>(rows, n_rows, a, tok0, n_tok, out, ldo);
+      rows_tokens<Q4_0Kernel, 8>(rows, n_rows, a, tok0, n_tok, out, ldo);
       return true;
     case GgmlType::Q8_0:
-      rows_tokens<Q8_0Kernel, 4>(rows, n_rows, a, tok0, n_tok, out, ldo);
+      rows_tokens<Q8_0Kernel, 8>(rows, n_rows, a, tok0, n_tok, out, ldo);
       return true;
     case GgmlType::Q4_K:
       if (!a.has_sums || a.n % 256 != 0) return false;
-      rows_tokens<Q4_KKernel, 4>(rows, n_rows, a, tok0, n_tok, out, ldo);
+      rows_tokens<Q4_KKernel, 8>(rows, n_rows, a, tok0, n_tok, out, ldo);
       return true;
     case GgmlType::Q6_K:
       if (!a.has_isum16 || a.n % 256 != 0) return false;
-      rows_tokens<Q6_KKernel, 4>(rows, n_rows, a, tok0, n_tok, out, ldo);
+      rows_tokens<Q6_KKernel, 8>(rows, n_rows, a, tok0, n_tok, out, ldo);
       return true;
     default: return false;
   }
