@@ -1,15 +1,17 @@
 // Integer block sums on AVX2 + FMA + F16C (CPUs without AVX-512: most laptops and desktops):
-// Q4_0, Q8_0 and Q4_K rows against int8 activations, for decoding and for prompt batches alike,
-// straight from the stored blocks.
+// Q4_0, Q8_0, Q4_K and Q6_K rows against int8 activations, for decoding and for prompt batches
+// alike, straight from the stored blocks.
 //
 // The lane-scaled kernels (ops/int8_dot.h) spend a convert, a multiply and an fma on every 8
 // values; with 256-bit registers that left E2B Q4_0 compute-bound at ~25 GB/s (17-18 tokens/s on
 // two Zen 5 cores, behind llama.cpp's AVX2 build). These types have one scale per 32 weights
-// (Q4_K: per sub-block of 32), as the activations do, so the 32 products of a block can be summed
-// as integers first, as llama.cpp does, and the float work is done once per 8 blocks:
-//   - vpmaddubsw (unsigned x signed bytes) and vpmaddwd against ones give 8 int32 per register;
-//     three vphaddd (and, where a register holds one block, a cross-lane add) fold 8 blocks into
-//     one int32 sum per block;
+// (Q4_K: per sub-block of 32; Q6_K: two int8 scales per 32, folded in as integers), as the
+// activations do, so the 32 products of a block can be summed as integers first, as llama.cpp
+// does, and the float work is done once per 8 blocks:
+//   - vpmaddubsw (unsigned x signed bytes) gives int16 pair sums; Q4_0 and Q4_K fold them in
+//     int16 with three vphaddw (a lane never sums more than 16 products of 15 * 128: 30720),
+//     Q8_0 and Q6_K widen with vpmaddwd (against ones, or Q6_K's scales) and fold with vphaddd;
+//     where a register holds one block, a cross-lane add finishes: one int32 sum per block;
 //   - per group of 8 blocks one convert, one multiply (weight scales times activation scales)
 //     and one fma.
 // Q4_0: one register holds the 16 nibble bytes of two adjacent blocks (a pair); its low nibbles
@@ -21,15 +23,19 @@
 // Q8_0: one block per register, with the sign trick (|w| unsigned, a times sign(w)); blocks in
 // order. Q4_K: a super-block is a group (its 32-byte loads hold sub-blocks 2k and 2k + 1 in the
 // low and high nibbles); the 6-bit scales times d are the weight scales, the minimums the offset
-// term (dmin * m per 16 values against Int8Acts::sum16) accumulates in the same lanes. In a batch the
-// weights of a group are unpacked once for up to 4 tokens.
+// term (dmin * m per 16 values against Int8Acts::sum16) accumulates in the same lanes. Q6_K: a
+// super-block is a group; the 6-bit values are the unsigned operand (q + 32), each 16-value
+// half's int8 scale multiplies in vpmaddwd, and the -32 comes back as one vpmaddwd of the 16
+// scales against the activations' integer sums per 16 (Int8Acts::isum16); d is the weight
+// scale. In a batch each half group's weights are unpacked once for a tile of 8 tokens.
 //
 // The arithmetic (bit for bit; tests/ops carry independent scalar versions):
 //   group g of 8 blocks (Q4_K: super-block g, its sub-blocks), lane p holds block 8g + k with
 //   p = k (Q8_0, Q4_K) or p = {0,4,1,5,2,6,3,7}[k] (Q4_0):
 //     acc[p] = fma(float(isum_b), w_b * d_a(b), acc[p]) over the groups in order, isum_b the exact
-//     integer sum of q * a over the block (Q4_0: q - 8; Q4_K: the nibble), w_b the weight scale
-//     (Q4_0, Q8_0: the fp16 d; Q4_K: d * float(scale_k));
+//     integer sum of q * a over the block (Q4_0: q - 8; Q4_K: the nibble; Q6_K: scale * (q - 32)
+//     with each 16 values' scale), w_b the weight scale (Q4_0, Q8_0, Q6_K: the fp16 d; Q4_K:
+//     d * float(scale_k));
 //   r = ((s0+s4)+(s2+s6)) + ((s1+s5)+(s3+s7)) with s[j] = acc[j] + 0;
 //   Q4_K: after each super-block's main term, its offsets in the same lanes: acc[l] =
 //     fma(-(dmin * m_(l/2)), sum16[16g + l], acc[l]), then fma(-(dmin * m_(4+l/2)), sum16[16g + 8 + l]);

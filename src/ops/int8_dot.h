@@ -3,10 +3,12 @@
 //
 // Every ISA computes every (row, token) result with the same arithmetic, so results are
 // bit-identical across AVX-512, AVX2 and the generic code, and a token's result does not depend
-// on the batch it came in (prompt processing == one-token decoding). Two exceptions round
+// on the batch it came in (prompt processing == one-token decoding). Three exceptions round
 // differently (float rounding, ~1e-7 relative): the 16-row panels of batches of 16 tokens or
-// more (ops/int8_panel.h), and Q4_0 decoding on AVX-512 VBMI, which sums each block's products
-// as integers first (ops/q4_0_decode_avx512.cpp; int8_decode_matches_batch). The arithmetic:
+// more (ops/int8_panel.h), Q4_0 decoding on AVX-512 VBMI, which sums each block's products
+// as integers first (ops/q4_0_decode_avx512.cpp; int8_decode_matches_batch), and on AVX2 the
+// block-sum kernels of Q4_0, Q8_0, Q4_K and Q6_K (ops/block_sums_avx2.cpp, int8_block_sums:
+// decoding and batches alike, so a token still matches its batch there). The arithmetic:
 //   per block b of 32 and lane j (4 values): i = sum of 4 int8 products (exact int32);
 //   acc[b odd][j] = fma(float(i), scale[8b+j] * d[b], acc[b odd][j]);
 //   s[j] = acc[0][j] + acc[1][j];  r = ((s0+s4)+(s2+s6)) + ((s1+s5)+(s3+s7));
@@ -59,7 +61,7 @@ bool int8_decode_matches_batch(GgmlType type);
 const char* int8_dot_isa();
 
 // For tests: int8_dot_direct with one specific ISA's kernels (false if this CPU cannot run them
-// or they do not cover the case).
+// or they do not cover the case; always false for "avx2", which decodes with block sums).
 bool int8_dot_direct_with(const char* isa, GgmlType type, const uint8_t* const* rows, int n_rows,
                           const Int8Acts& a, int64_t tok, float* out);
 

@@ -30,7 +30,6 @@ void dot_avx512(const Int8Row* rows, int n_rows, const Int8Acts& a, int64_t tok0
 bool direct_dot_avx512(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,
                        int64_t tok, float* out);
 
-
 // Decoding Q4_0 rows with per-block integer sums (AVX-512 VBMI + VNNI + GFNI; needs
 // add_q4_0_decode_terms): out[r] for r < n_rows, the arithmetic in ops/q4_0_decode_avx512.cpp.
 void q4_0_decode_rows(const uint8_t* const* rows, int n_rows, const Int8Acts& a, float* out);

@@ -178,15 +178,17 @@ void matmul_int8(const WeightMatrix& w, const float* x, int64_t n_tokens, float*
   const bool has_min = int8_rows_have_min(w.type);
   Int8Acts& acts = acts_buffer();
   quantize_acts(x, n_tokens, n_in, has_min, acts);
-  // Q4_0, Q8_0 and Q4_K on AVX2: block-sum kernels decode and run batches
+  // Q4_0, Q8_0, Q4_K and Q6_K on AVX2: block-sum kernels decode and run batches
   // (ops/block_sums_avx2.cpp).
   const bool block_sums =
       int8_block_sums(w.type) && (traits(w.type).block_size == 32 || n_in % 256 == 0);
+  static const bool avx512 = std::strcmp(int8_dot_isa(), "avx512-vnni") == 0;
   if (block_sums) {
     if (w.type == GgmlType::Q4_0) add_q4_0_pair_terms(acts);
     if (w.type == GgmlType::Q6_K) add_isum16(acts);
-  } else if (n_tokens == 1 && (w.type == GgmlType::Q4_0 || w.type == GgmlType::Q4_K ||
-                               w.type == GgmlType::Q6_K)) {
+  } else if (avx512 && n_tokens == 1 &&
+             (w.type == GgmlType::Q4_0 || w.type == GgmlType::Q4_K || w.type == GgmlType::Q6_K)) {
+    // The terms of AVX-512's direct decoding kernels (int8_dot_direct).
     if (w.type == GgmlType::Q4_0 && !int8_decode_matches_batch(w.type)) {
       add_q4_0_decode_terms(acts);  // the block-sum kernel's terms
     } else {
@@ -211,9 +213,9 @@ void matmul_int8(const WeightMatrix& w, const float* x, int64_t n_tokens, float*
     const int64_t r0 = k * rows_per_task;
     const int64_t nr = std::min(rows_per_task, n_out - r0);
     if (n_tokens == 1) {
-      // Decode: straight from the stored blocks where a kernel reads them (Q4_0, Q4_K, Q6_K on
-      // AVX-512 VNNI and AVX2, Q8_0 on AVX-512 VNNI); else unpack 4 rows, dot, move on (the
-      // rows stay in L1).
+      // Decode: straight from the stored blocks where a kernel reads them (Q4_0, Q8_0, Q4_K,
+      // Q6_K on AVX-512 VNNI and, with block sums, on AVX2); else unpack 4 rows, dot, move on
+      // (the rows stay in L1).
       buf.reserve(4, n_in);
       for (int64_t r = 0; r < nr; r += 4) {
         const int m = static_cast<int>(std::min<int64_t>(4, nr - r));
@@ -239,12 +241,14 @@ void matmul_int8(const WeightMatrix& w, const float* x, int64_t n_tokens, float*
     if (block_sums) {  // straight from the stored rows (cache-resident after the first tokens)
       const uint8_t* src[16];
       for (int64_t i = 0; i < nr; ++i) src[i] = w.row(r0 + i);
-      for (int64_t t0 = 0; t0 < n_tokens; t0 += tok_chunk) {
+      // A kernel that declines (it writes nothing then) leaves the rows to the unpack path.
+      bool done = true;
+      for (int64_t t0 = 0; done && t0 < n_tokens; t0 += tok_chunk) {
         const int64_t nt = std::min(tok_chunk, n_tokens - t0);
-        int8_block_sums_dot(w.type, src, static_cast<int>(nr), acts, t0, nt,
-                            y + t0 * n_out + r0, n_out);
+        done = int8_block_sums_dot(w.type, src, static_cast<int>(nr), acts, t0, nt,
+                                   y + t0 * n_out + r0, n_out);
       }
-      return;
+      if (done) return;
     }
     buf.reserve(nr, n_in);
     for (int64_t i = 0; i < nr; ++i) {

@@ -16,6 +16,7 @@
 #include "ops_test_util.h"
 #include "quant/blocks.h"
 #include "quant/quant.h"
+#include "util/cpu_features.h"
 #include "util/fp16.h"
 
 namespace nibble {
@@ -271,8 +272,9 @@ TEST(Int8Matmul, ActivationQuantizationErrorWithinBound) {
 namespace nibble {
 namespace {
 
-// Decoding reads Q4_0 / Q8_0 / Q6_K blocks directly on AVX-512 VNNI: the same bits as the per-row
-// kernels on unpacked rows (a batch of 3 tokens runs those), also with an odd number of blocks.
+// Decoding reads Q4_0 / Q8_0 / Q4_K / Q6_K blocks directly on AVX-512 VNNI: the same bits as the
+// per-row kernels on unpacked rows (a batch of 3 tokens runs those), also with an odd number of
+// blocks. (On AVX2 the block-sum kernels run both: BlockSumMatmulEqualsScalarOracle checks them.)
 TEST(Int8Matmul, DirectDecodeEqualsUnpackedRows) {
   for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q6_K, GgmlType::Q4_K}) {
     for (int64_t n_in : {32, 224, 1536, 2304}) {
@@ -304,7 +306,7 @@ TEST(Int8Matmul, DirectDecodeEqualsUnpackedRows) {
 // whichever one matmul picks.
 TEST(Int8Matmul, DirectKernelsOfEveryIsaEqualUnpackedRows) {
   int covered = 0;
-  for (const char* isa : {"avx512-vnni", "avx2"}) {
+  for (const char* isa : {"avx512-vnni"}) {  // AVX2: block sums (tests below)
     for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
       for (int64_t n_in : {256, 1536, 2304}) {
         const int64_t n_out = 6;
@@ -340,7 +342,7 @@ TEST(Int8Matmul, DirectKernelsOfEveryIsaEqualUnpackedRows) {
       }
     }
   }
-  if (covered == 0) GTEST_SKIP() << "this CPU has no direct decoding kernels (no AVX2/AVX-512)";
+  if (covered == 0) GTEST_SKIP() << "this CPU has no AVX-512 direct decoding kernels";
 }
 
 // Q4_0 decoding with per-block integer sums (ops/q4_0_decode_avx512.cpp) against a scalar
@@ -497,9 +499,11 @@ float block_sums_oracle(GgmlType t, const uint8_t* row, const int8_t* aq, const 
   return r;
 }
 
-// The kernels called directly (whatever ISA matmul picks): 1..16 rows, 1..9 tokens (the 4-token
-// tiles and the 1..3 left), rows with no whole group, whole groups only, and a tail.
+// The kernels called directly (whatever ISA matmul picks): 1..16 rows, 1..15 tokens (the 8-token
+// tiles, then 4, then the 1..3 left), rows with no whole group, whole groups only, and a tail.
 TEST(Int8Matmul, BlockSumKernelsEqualScalarOracle) {
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !cpu_has_f16c())
+    GTEST_SKIP() << "no AVX2 + FMA + F16C";
   for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
     for (int64_t n_in : {32, 224, 256, 1536, 2336}) {
       if (traits(t).block_size == 256 && n_in % 256 != 0) continue;
@@ -508,18 +512,18 @@ TEST(Int8Matmul, BlockSumKernelsEqualScalarOracle) {
       for (size_t i = 0; i < v.size(); i += 3) v[i] += 0.7f;  // non-zero minimums for Q4_K
       const auto bytes = quantized(t, v, n_in);
       const uint64_t rb = ggml_row_size(t, static_cast<uint64_t>(n_in));
-      const auto x = test::random_floats(static_cast<size_t>(9 * n_in), 92, 3.0f);
+      const auto x = test::random_floats(static_cast<size_t>(15 * n_in), 92, 3.0f);
       Int8Acts acts;
-      quantize_acts(x.data(), 9, n_in, t == GgmlType::Q4_K, acts);
+      quantize_acts(x.data(), 15, n_in, t == GgmlType::Q4_K, acts);
       if (t == GgmlType::Q4_0) add_q4_0_pair_terms(acts);
       if (t == GgmlType::Q6_K) add_isum16(acts);
       const uint8_t* rows[16];
       for (int r = 0; r < n_out; ++r) rows[r] = bytes.data() + r * rb;
       for (int nr : {1, 3, 16}) {
-        for (int nt : {1, 2, 3, 4, 5, 9}) {
+        for (int nt : {1, 2, 3, 4, 5, 8, 9, 15}) {
           std::vector<float> got(static_cast<size_t>(nt * n_out), -1.0f);
-          if (!int8_block_sums_dot(t, rows, nr, acts, 0, nt, got.data(), n_out))
-            GTEST_SKIP() << "no AVX2 + F16C";
+          ASSERT_TRUE(int8_block_sums_dot(t, rows, nr, acts, 0, nt, got.data(), n_out))
+              << ggml_type_name(t) << " n_in " << n_in;
           for (int tk = 0; tk < nt; ++tk) {
             for (int r = 0; r < nr; ++r) {
               const float want = block_sums_oracle(t, rows[r], acts.q_of(tk), acts.d_of(tk),
