@@ -145,6 +145,8 @@ print(f"CPU: {cpu}; {threads} threads; memory bandwidth (nibble bench --membw: {
       f"before every nibble run and around every llama.cpp test; each row shows the one its share uses")
 print(f"llama.cpp: node-llama-cpp 3.21.1, llama.cpp {info.get('llama_cpp_release', '?')}, "
       f"CPU backend {info.get('cpu_backend', '?')}")
+kernels = sorted({r.get("kernels") for r in rows if r.get("engine") == "nibble" and r.get("kernels")})
+print(f"nibble: {', '.join(kernels) or '?'} kernels")
 print()
 print("| model | test | nibble t/s | llama.cpp t/s | nibble / llama.cpp | nibble GB/s | llama.cpp GB/s | nibble % membw | llama.cpp % membw |")
 print("|---|---|--:|--:|--:|--:|--:|--:|--:|")

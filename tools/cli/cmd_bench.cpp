@@ -24,6 +24,7 @@
 #include "cli/command.h"
 #include "cli/gen_options.h"
 #include "model/registry.h"
+#include "ops/int8_dot.h"
 #include "ops/matmul_profile.h"
 #include "quant/recipe.h"
 #include "runtime/bench.h"
@@ -202,10 +203,10 @@ int run(const Args& a) {
   }
 
   if (!a.json) {
-    std::printf("model: %s (%s, weights %s, %.3f GB read per token), %d threads, %s; memory "
-                "bandwidth %s\n",
+    std::printf("model: %s (%s, weights %s, %.3f GB read per token), %d threads, %s kernels, %s; "
+                "memory bandwidth %s\n",
                 name.c_str(), type.c_str(), format_bytes(weight_bytes).c_str(), bpt.value() / 1e9,
-                threads, kv.c_str(),
+                threads, int8_dot_isa(), kv.c_str(),
                 a.membw_gbps > 0 ? "given" : "measured before each run (median of a test's)");
     std::printf("| test   |          t/s (median ± sd) |   GB/s | membw GB/s | %% membw |\n");
     std::printf("| ------ | -------------------------: | -----: | ---------: | ------: |\n");
@@ -227,6 +228,7 @@ int run(const Args& a) {
                   {"membw_samples", a.membw_gbps > 0 ? std::vector<double>{} : samples},
                   {"bytes_per_token", bpt.value()},
                   {"threads", threads},
+                  {"kernels", int8_dot_isa()},
                   {"n_batch", a.n_batch},
                   {"kv_type_full", ggml_type_name(p.session.kv_type_full)},
                   {"kv_type_swa", ggml_type_name(p.session.kv_type_swa)},
