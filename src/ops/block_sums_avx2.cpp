@@ -1,6 +1,7 @@
 // Integer block sums on AVX2 + FMA + F16C (CPUs without AVX-512: most laptops and desktops):
-// Q4_0, Q8_0, Q4_K and Q6_K rows against int8 activations, for decoding and for prompt batches
-// alike, straight from the stored blocks.
+// Q4_0, Q8_0, Q4_K, Q5_K and Q6_K rows against int8 activations, for decoding and for prompt
+// batches alike, straight from the stored blocks (on AVX-512 CPUs too for decoding Q5_K, which
+// has no AVX-512 decoder).
 //
 // The lane-scaled kernels (ops/int8_dot.h) spend a convert, a multiply and an fma on every 8
 // values; with 256-bit registers that left E2B Q4_0 compute-bound at ~25 GB/s (17-18 tokens/s on
@@ -23,7 +24,9 @@
 // Q8_0: one block per register, with the sign trick (|w| unsigned, a times sign(w)); blocks in
 // order. Q4_K: a super-block is a group (its 32-byte loads hold sub-blocks 2k and 2k + 1 in the
 // low and high nibbles); the 6-bit scales times d are the weight scales, the minimums the offset
-// term (dmin * m per 16 values against Int8Acts::sum16) accumulates in the same lanes. Q6_K: a
+// term (dmin * m per 16 values against Int8Acts::sum16) accumulates in the same lanes. Q5_K: as
+// Q4_K with each value's fifth bit from qh (bit j of byte l: value l of sub-block j) moved to
+// bit 4; its sums stop in int16 after two vphaddw (31 * 128 per product). Q6_K: a
 // super-block is a group; the 6-bit values are the unsigned operand (q + 32), each 16-value
 // half's int8 scale multiplies in vpmaddwd, and the -32 comes back as one vpmaddwd of the 16
 // scales against the activations' integer sums per 16 (Int8Acts::isum16); d is the weight
@@ -33,11 +36,11 @@
 //   group g of 8 blocks (Q4_K: super-block g, its sub-blocks), lane p holds block 8g + k with
 //   p = k (Q8_0, Q4_K) or p = {0,4,1,5,2,6,3,7}[k] (Q4_0):
 //     acc[p] = fma(float(isum_b), w_b * d_a(b), acc[p]) over the groups in order, isum_b the exact
-//     integer sum of q * a over the block (Q4_0: q - 8; Q4_K: the nibble; Q6_K: scale * (q - 32)
-//     with each 16 values' scale), w_b the weight scale (Q4_0, Q8_0, Q6_K: the fp16 d; Q4_K:
-//     d * float(scale_k));
+//     integer sum of q * a over the block (Q4_0: q - 8; Q4_K, Q5_K: the 4- or 5-bit value; Q6_K:
+//     scale * (q - 32) with each 16 values' scale), w_b the weight scale (Q4_0, Q8_0, Q6_K: the
+//     fp16 d; Q4_K, Q5_K: d * float(scale_k));
 //   r = ((s0+s4)+(s2+s6)) + ((s1+s5)+(s3+s7)) with s[j] = acc[j] + 0;
-//   Q4_K: after each super-block's main term, its offsets in the same lanes: acc[l] =
+//   Q4_K, Q5_K: after each super-block's main term, its offsets in the same lanes: acc[l] =
 //     fma(-(dmin * m_(l/2)), sum16[16g + l], acc[l]), then fma(-(dmin * m_(4+l/2)), sum16[16g + 8 + l]);
 //   then the nb % 8 blocks left (Q4_0, Q8_0): r = fma(float(isum_b), w_b * d_a(b), r) in order.
 // A token's result is the same in a batch and alone (one kernel for both). It rounds differently
@@ -230,9 +233,12 @@ NIBBLE_AVX2_F16C void q8_0_row(const uint8_t* row, const Int8Acts& a, int64_t to
 
 // ---- Q4_K ----------------------------------------------------------------------------------
 
-template <int T, bool kPrefetch>
+// Q4_K, and Q5_K (kQ5: the same with a fifth bit per value from qh, bit j of byte l for value l of
+// sub-block j; 176-byte super-blocks).
+template <int T, bool kPrefetch, bool kQ5>
 NIBBLE_AVX2_F16C void q4_k_row(const uint8_t* row, const Int8Acts& a, int64_t tok0, float* out,
                                int64_t ldo) {
+  constexpr int kBytes = kQ5 ? 176 : 144, kQs = kQ5 ? 48 : 16;
   const int64_t n_super = a.n / 256;
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   const __m256 sign = _mm256_set1_ps(-0.0f);
@@ -247,8 +253,8 @@ NIBBLE_AVX2_F16C void q4_k_row(const uint8_t* row, const Int8Acts& a, int64_t to
     acc[t] = _mm256_setzero_ps();
   }
   for (int64_t sb = 0; sb < n_super; ++sb) {
-    const uint8_t* blk = row + 144 * sb;
-    if constexpr (kPrefetch) prefetch_ahead<192>(blk);
+    const uint8_t* blk = row + kBytes * sb;
+    if constexpr (kPrefetch) prefetch_ahead<kQ5 ? 192 + 64 : 192>(blk);
     // The 6-bit scales (bytes 0..7 of u) and minimums (bytes 8..15).
     uint8_t u[16];
     k4_scales_mins(blk + 4, u);
@@ -268,13 +274,27 @@ NIBBLE_AVX2_F16C void q4_k_row(const uint8_t* row, const Int8Acts& a, int64_t to
         _mm256_permutevar8x32_ps(mn8, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
     const __m256 mhi =
         _mm256_permutevar8x32_ps(mn8, _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7));
-    // In int16 (a lane sums at most 16 products of 15 * 127: 30480): per 128-bit lane, after
-    // three vphaddw, the 8 sub-blocks' sums over values 0..15 (lane 0) and 16..31 (lane 1).
+    // Q4_K in int16 (a lane sums at most 16 products of 15 * 128: 30720): per 128-bit lane,
+    // after three vphaddw, the 8 sub-blocks' sums over values 0..15 (lane 0) and 16..31 (lane 1).
+    // Q5_K (31 * 128 per product) stops after two and widens.
     __m256i lo[4], hi[4];  // sub-blocks 2k (low nibbles) and 2k + 1 (high), once for T tokens
     for (int k = 0; k < 4; ++k) {
-      const __m256i v = load256(blk + 16 + 32 * k);
+      const __m256i v = load256(blk + kQs + 32 * k);
       lo[k] = _mm256_and_si256(v, m4);
       hi[k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+      if constexpr (kQ5) {  // bit 2k (2k + 1) of each qh byte to bit 4
+        const __m256i qh = load256(blk + 16), b4 = _mm256_set1_epi8(0x10);
+        const __m256i h0 = k == 0 ? _mm256_slli_epi16(qh, 4)
+                           : k == 1 ? _mm256_slli_epi16(qh, 2)
+                           : k == 2 ? qh
+                                    : _mm256_srli_epi16(qh, 2);
+        const __m256i h1 = k == 0 ? _mm256_slli_epi16(qh, 3)
+                           : k == 1 ? _mm256_slli_epi16(qh, 1)
+                           : k == 2 ? _mm256_srli_epi16(qh, 1)
+                                    : _mm256_srli_epi16(qh, 3);
+        lo[k] = _mm256_or_si256(lo[k], _mm256_and_si256(h0, b4));
+        hi[k] = _mm256_or_si256(hi[k], _mm256_and_si256(h1, b4));
+      }
     }
     for (int t = 0; t < T; ++t) {
       const int8_t* x = aq[t] + 256 * sb;
@@ -283,10 +303,15 @@ NIBBLE_AVX2_F16C void q4_k_row(const uint8_t* row, const Int8Acts& a, int64_t to
         s[k] = _mm256_hadd_epi16(_mm256_maddubs_epi16(lo[k], load256(x + 64 * k)),
                                  _mm256_maddubs_epi16(hi[k], load256(x + 64 * k + 32)));
       }
-      const __m256i z = _mm256_hadd_epi16(_mm256_hadd_epi16(s[0], s[1]), _mm256_hadd_epi16(s[2], s[3]));
-      const __m256i isum =
-          _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(z)),
-                           _mm256_cvtepi16_epi32(_mm256_extracti128_si256(z, 1)));
+      __m256i isum;
+      if constexpr (kQ5) {
+        isum = fold_halves(widen(_mm256_hadd_epi16(s[0], s[1])), widen(_mm256_hadd_epi16(s[2], s[3])));
+      } else {
+        const __m256i z =
+            _mm256_hadd_epi16(_mm256_hadd_epi16(s[0], s[1]), _mm256_hadd_epi16(s[2], s[3]));
+        isum = _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(z)),
+                                _mm256_cvtepi16_epi32(_mm256_extracti128_si256(z, 1)));
+      }
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum),
                                _mm256_mul_ps(sc8, _mm256_loadu_ps(ad[t] + 8 * sb)), acc[t]);
       acc[t] = _mm256_fmadd_ps(mlo, _mm256_loadu_ps(s16[t] + 16 * sb), acc[t]);
@@ -432,7 +457,13 @@ struct Q6_KKernel {
 template <int T, bool P>
 struct Q4_KKernel {
   static void run(const uint8_t* r, const Int8Acts& a, int64_t t, float* o, int64_t l) {
-    q4_k_row<T, P>(r, a, t, o, l);
+    q4_k_row<T, P, false>(r, a, t, o, l);
+  }
+};
+template <int T, bool P>
+struct Q5_KKernel {
+  static void run(const uint8_t* r, const Int8Acts& a, int64_t t, float* o, int64_t l) {
+    q4_k_row<T, P, true>(r, a, t, o, l);
   }
 };
 
@@ -457,6 +488,10 @@ bool block_sums_dot_avx2(GgmlType type, const uint8_t* const* rows, int n_rows, 
     case GgmlType::Q4_K:
       if (!a.has_sums || a.n % 256 != 0) return false;
       rows_tokens<Q4_KKernel, 8>(rows, n_rows, a, tok0, n_tok, out, ldo);
+      return true;
+    case GgmlType::Q5_K:
+      if (!a.has_sums || a.n % 256 != 0) return false;
+      rows_tokens<Q5_KKernel, 8>(rows, n_rows, a, tok0, n_tok, out, ldo);
       return true;
     case GgmlType::Q6_K:
       if (!a.has_isum16 || a.n % 256 != 0) return false;

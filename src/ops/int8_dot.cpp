@@ -110,8 +110,12 @@ const char* int8_dot_isa() { return chosen().name; }
 
 bool int8_dot_direct(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,
                      int64_t tok, float* out) {
-  if (chosen().fn == int8_kernels::dot_avx512)
-    return int8_kernels::direct_dot_avx512(type, rows, n_rows, a, tok, out);
+  if (chosen().fn == int8_kernels::dot_avx512) {
+    if (int8_kernels::direct_dot_avx512(type, rows, n_rows, a, tok, out)) return true;
+    // Q5_K has no AVX-512 decoder; the AVX2 block sums beat unpacking it (E2B Q5_K_M
+    // generation 13.1 -> 25 tokens/s).
+    return type == GgmlType::Q5_K && int8_block_sums_dot(type, rows, n_rows, a, tok, 1, out, 1);
+  }
   if (int8_block_sums(type)) return int8_block_sums_dot(type, rows, n_rows, a, tok, 1, out, 1);
   return false;
 }
@@ -120,7 +124,7 @@ bool int8_block_sums(GgmlType type) {
   static const bool avx2 =
       chosen().fn == int8_kernels::dot_avx2 && int8_kernels::block_sums_available();
   return avx2 && (type == GgmlType::Q4_0 || type == GgmlType::Q8_0 || type == GgmlType::Q4_K ||
-                  type == GgmlType::Q6_K);
+                  type == GgmlType::Q5_K || type == GgmlType::Q6_K);
 }
 
 bool int8_block_sums_dot(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,
@@ -138,6 +142,8 @@ bool int8_dot_direct_with(const char* isa, GgmlType type, const uint8_t* const* 
 }
 
 bool int8_decode_matches_batch(GgmlType type) {
+  if (chosen().fn == int8_kernels::dot_avx512 && type == GgmlType::Q5_K)
+    return !int8_kernels::block_sums_available();
   return !(type == GgmlType::Q4_0 && chosen().fn == int8_kernels::dot_avx512 &&
            int8_kernels::q4_0_decode_available());
 }

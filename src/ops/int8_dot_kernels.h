@@ -36,8 +36,9 @@ void q4_0_decode_rows(const uint8_t* const* rows, int n_rows, const Int8Acts& a,
 // True when this CPU runs q4_0_decode_row.
 bool q4_0_decode_available();
 
-// Q4_0, Q8_0, Q4_K and Q6_K with per-block integer sums on AVX2 + FMA + F16C, decoding and
-// batches (Q4_0 needs add_q4_0_pair_terms, Q4_K sums, Q6_K add_isum16, K types n % 256 == 0): out[t * ldo + r] for
+// Q4_0, Q8_0, Q4_K, Q5_K and Q6_K with per-block integer sums on AVX2 + FMA + F16C, decoding and
+// batches (Q4_0 needs add_q4_0_pair_terms, Q4_K/Q5_K sums, Q6_K add_isum16, K types
+// n % 256 == 0): out[t * ldo + r] for
 // r < n_rows, t < n_tok, the arithmetic in ops/block_sums_avx2.cpp; false for other types or
 // without those terms. One token prefetches the rows (they stream from memory).
 bool block_sums_dot_avx2(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,

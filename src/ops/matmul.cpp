@@ -178,7 +178,7 @@ void matmul_int8(const WeightMatrix& w, const float* x, int64_t n_tokens, float*
   const bool has_min = int8_rows_have_min(w.type);
   Int8Acts& acts = acts_buffer();
   quantize_acts(x, n_tokens, n_in, has_min, acts);
-  // Q4_0, Q8_0, Q4_K and Q6_K on AVX2: block-sum kernels decode and run batches
+  // Q4_0, Q8_0, Q4_K, Q5_K and Q6_K on AVX2: block-sum kernels decode and run batches
   // (ops/block_sums_avx2.cpp).
   const bool block_sums =
       int8_block_sums(w.type) && (traits(w.type).block_size == 32 || n_in % 256 == 0);

@@ -453,10 +453,17 @@ float block_sums_oracle(GgmlType t, const uint8_t* row, const int8_t* aq, const 
         const int sc = static_cast<int8_t>(sb[192 + v / 16]);
         s += sc * ((lo | (hi << 4)) - 32) * int32_t{aq[32 * b + i]};
       }
-    } else {  // Q4_K: sub-block j = b % 8 of super-block b / 8, the low or high nibbles
+    } else if (t == GgmlType::Q4_K) {  // sub-block j = b % 8 of super-block b / 8, low or high nibbles
       const uint8_t* qs = row + 144 * (b / 8) + 16 + 32 * ((b % 8) / 2);
       const int shift = (b % 2) * 4;
       for (int i = 0; i < 32; ++i) s += ((qs[i] >> shift) & 0x0F) * int32_t{aq[32 * b + i]};
+    } else {  // Q5_K: as Q4_K (qs at 48) plus bit j of qh[i] (qh at 16) as the fifth bit
+      const uint8_t* sb = row + 176 * (b / 8);
+      const int j = static_cast<int>(b % 8);
+      for (int i = 0; i < 32; ++i) {
+        const int q = ((sb[48 + 32 * (j / 2) + i] >> ((j % 2) * 4)) & 0x0F) | (((sb[16 + i] >> j) & 1) << 4);
+        s += q * int32_t{aq[32 * b + i]};
+      }
     }
     return s;
   };
@@ -470,7 +477,7 @@ float block_sums_oracle(GgmlType t, const uint8_t* row, const int8_t* aq, const 
     if (t == GgmlType::Q4_0) return f16(row + 18 * b);
     if (t == GgmlType::Q8_0) return f16(row + 34 * b);
     if (t == GgmlType::Q6_K) return f16(row + 210 * (b / 8) + 208);
-    const uint8_t* sb = row + 144 * (b / 8);
+    const uint8_t* sb = row + (t == GgmlType::Q5_K ? 176 : 144) * (b / 8);
     return f16(sb) * static_cast<float>(k4(sb + 4, static_cast<int>(b % 8), 0));
   };
   const int64_t n_groups = nb / 8;
@@ -481,8 +488,8 @@ float block_sums_oracle(GgmlType t, const uint8_t* row, const int8_t* aq, const 
       const int p = t == GgmlType::Q4_0 ? kQ4Lane[k] : k;
       acc[p] = std::fmaf(static_cast<float>(isum(b)), wscale(b) * ad[b], acc[p]);
     }
-    if (t == GgmlType::Q4_K) {  // the super-block's offsets, in the same lanes
-      const uint8_t* blk = row + 144 * g;
+    if (t == GgmlType::Q4_K || t == GgmlType::Q5_K) {  // the super-block's offsets, same lanes
+      const uint8_t* blk = row + (t == GgmlType::Q5_K ? 176 : 144) * g;
       for (int half = 0; half < 2; ++half) {
         for (int l = 0; l < 8; ++l) {
           const float mn = -(f16(blk + 2) * static_cast<float>(k4(blk + 4, 4 * half + l / 2, 1)));
@@ -504,7 +511,7 @@ float block_sums_oracle(GgmlType t, const uint8_t* row, const int8_t* aq, const 
 TEST(Int8Matmul, BlockSumKernelsEqualScalarOracle) {
   if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !cpu_has_f16c())
     GTEST_SKIP() << "no AVX2 + FMA + F16C";
-  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
+  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
     for (int64_t n_in : {32, 224, 256, 1536, 2336}) {
       if (traits(t).block_size == 256 && n_in % 256 != 0) continue;
       const int n_out = 16;
@@ -514,7 +521,7 @@ TEST(Int8Matmul, BlockSumKernelsEqualScalarOracle) {
       const uint64_t rb = ggml_row_size(t, static_cast<uint64_t>(n_in));
       const auto x = test::random_floats(static_cast<size_t>(15 * n_in), 92, 3.0f);
       Int8Acts acts;
-      quantize_acts(x.data(), 15, n_in, t == GgmlType::Q4_K, acts);
+      quantize_acts(x.data(), 15, n_in, int8_rows_have_min(t), acts);
       if (t == GgmlType::Q4_0) add_q4_0_pair_terms(acts);
       if (t == GgmlType::Q6_K) add_isum16(acts);
       const uint8_t* rows[16];
@@ -527,7 +534,7 @@ TEST(Int8Matmul, BlockSumKernelsEqualScalarOracle) {
           for (int tk = 0; tk < nt; ++tk) {
             for (int r = 0; r < nr; ++r) {
               const float want = block_sums_oracle(t, rows[r], acts.q_of(tk), acts.d_of(tk),
-                                                   t == GgmlType::Q4_K ? acts.sum16_of(tk) : nullptr,
+                                                   int8_rows_have_min(t) ? acts.sum16_of(tk) : nullptr,
                                                    n_in);
               ASSERT_EQ(got[static_cast<size_t>(tk * n_out + r)], want)
                   << ggml_type_name(t) << " n_in " << n_in << " rows " << nr << " tokens " << nt
@@ -544,7 +551,7 @@ TEST(Int8Matmul, BlockSumKernelsEqualScalarOracle) {
 // ops.isa_avx2 run), decoding and batches give the oracle's bits.
 TEST(Int8Matmul, BlockSumMatmulEqualsScalarOracle) {
   int covered = 0;
-  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
+  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
     if (!int8_block_sums(t)) continue;
     for (int64_t n_in : {96, 1536, 2336}) {
       if (traits(t).block_size == 256 && n_in % 256 != 0) continue;
@@ -575,6 +582,33 @@ TEST(Int8Matmul, BlockSumMatmulEqualsScalarOracle) {
     }
   }
   if (covered == 0) GTEST_SKIP() << "matmul runs these types on " << int8_dot_isa() << " kernels";
+}
+
+// On AVX-512 Q5_K has no decoder of its own: one token decodes on the AVX2 block sums (the
+// oracle's bits), a batch on the AVX-512 kernels.
+TEST(Int8Matmul, Q5_KDecodingOnAvx512EqualsBlockSumOracle) {
+  if (std::strcmp(int8_dot_isa(), "avx512-vnni") != 0 || int8_decode_matches_batch(GgmlType::Q5_K))
+    GTEST_SKIP() << "matmul runs " << int8_dot_isa() << " kernels";
+  const GgmlType t = GgmlType::Q5_K;
+  for (int64_t n_in : {256, 1536}) {
+    const int64_t n_out = 21;
+    auto v = test::random_floats(static_cast<size_t>(n_out * n_in), 95, 1.5f);
+    for (size_t i = 0; i < v.size(); i += 3) v[i] += 0.7f;
+    const auto bytes = quantized(t, v, n_in);
+    const uint64_t rb = ggml_row_size(t, static_cast<uint64_t>(n_in));
+    const WeightMatrix w{t, bytes.data(), n_in, n_out, rb};
+    const auto x = test::random_floats(static_cast<size_t>(n_in), 96, 3.0f);
+    std::vector<float> y(static_cast<size_t>(n_out));
+    matmul(w, x.data(), 1, y.data());
+    std::vector<int8_t> q(static_cast<size_t>(n_in));
+    std::vector<float> d(static_cast<size_t>(n_in / 32)), s16(static_cast<size_t>(n_in / 16));
+    quantize_act_row(x.data(), n_in, q.data(), d.data(), s16.data());
+    for (int64_t o = 0; o < n_out; ++o) {
+      ASSERT_EQ(y[static_cast<size_t>(o)],
+                block_sums_oracle(t, bytes.data() + o * rb, q.data(), d.data(), s16.data(), n_in))
+          << "n_in " << n_in << " row " << o;
+    }
+  }
 }
 
 }  // namespace
