@@ -6,7 +6,7 @@
 // The lane-scaled kernels (ops/int8_dot.h) spend a convert, a multiply and an fma on every 8
 // values; with 256-bit registers that left E2B Q4_0 compute-bound at ~25 GB/s (17-18 tokens/s on
 // two Zen 5 cores, behind llama.cpp's AVX2 build). These types have one scale per 32 weights
-// (Q4_K: per sub-block of 32; Q6_K: two int8 scales per 32, folded in as integers), as the
+// (Q4_K, Q5_K: per sub-block of 32; Q6_K: two int8 scales per 32, folded in as integers), as the
 // activations do, so the 32 products of a block can be summed as integers first, as llama.cpp
 // does, and the float work is done once per 8 blocks:
 //   - vpmaddubsw (unsigned x signed bytes) gives int16 pair sums; Q4_0 and Q4_K fold them in
@@ -33,8 +33,8 @@
 // scale. In a batch each half group's weights are unpacked once for a tile of 8 tokens.
 //
 // The arithmetic (bit for bit; tests/ops carry independent scalar versions):
-//   group g of 8 blocks (Q4_K: super-block g, its sub-blocks), lane p holds block 8g + k with
-//   p = k (Q8_0, Q4_K) or p = {0,4,1,5,2,6,3,7}[k] (Q4_0):
+//   group g of 8 blocks (K types: super-block g, its sub-blocks), lane p holds block 8g + k with
+//   p = k (Q8_0, K types) or p = {0,4,1,5,2,6,3,7}[k] (Q4_0):
 //     acc[p] = fma(float(isum_b), w_b * d_a(b), acc[p]) over the groups in order, isum_b the exact
 //     integer sum of q * a over the block (Q4_0: q - 8; Q4_K, Q5_K: the 4- or 5-bit value; Q6_K:
 //     scale * (q - 32) with each 16 values' scale), w_b the weight scale (Q4_0, Q8_0, Q6_K: the
@@ -43,8 +43,9 @@
 //   Q4_K, Q5_K: after each super-block's main term, its offsets in the same lanes: acc[l] =
 //     fma(-(dmin * m_(l/2)), sum16[16g + l], acc[l]), then fma(-(dmin * m_(4+l/2)), sum16[16g + 8 + l]);
 //   then the nb % 8 blocks left (Q4_0, Q8_0): r = fma(float(isum_b), w_b * d_a(b), r) in order.
-// A token's result is the same in a batch and alone (one kernel for both). It rounds differently
-// from the lane-scaled kernels and from the AVX-512 block-sum kernel (~1e-7 relative).
+// On AVX2 a token's result is the same in a batch and alone (one kernel for both). It rounds
+// differently from the lane-scaled kernels and from the AVX-512 block-sum kernel (~1e-7
+// relative).
 #include <immintrin.h>
 
 #include <cstring>
