@@ -61,9 +61,6 @@ namespace {
 
 #define NIBBLE_AVX2_F16C __attribute__((target("avx2,fma,f16c")))
 
-// Lane of block k (0..7) of a Q4_0 group after the three vphaddd.
-constexpr int kQ4LaneOf[8] = {0, 4, 1, 5, 2, 6, 3, 7};
-
 // 8 fp16 scales, one every `stride` bytes, to the lanes lane_of[k], as floats. Copied with
 // scalar moves (the integer ports are otherwise idle here), converted in one instruction.
 NIBBLE_AVX2_F16C inline __m256 gather_scales(const uint8_t* first, int stride,
@@ -164,7 +161,7 @@ NIBBLE_AVX2_F16C void q4_0_row(const uint8_t* row, const Int8Acts& a, int64_t to
       lo[j] = _mm256_and_si256(v, m4);
       hi[j] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
     }
-    const __m256 dw = gather_scales(gp, 18, kQ4LaneOf);
+    const __m256 dw = gather_scales(gp, 18, kQ4PairLane);
     for (int t = 0; t < T; ++t) {
       // In int16: a lane sums at most 16 products of 15 * 127 (30480).
       const int8_t* x = ap[t] + 256 * g;

@@ -156,7 +156,6 @@ void add_q4_0_decode_terms(Int8Acts& a) {
 
 void add_q4_0_pair_terms(Int8Acts& a) {
   const int64_t n = a.n, nb = n / 32, n_groups = nb / 8;
-  static constexpr int kLaneOf[8] = {0, 4, 1, 5, 2, 6, 3, 7};
   const auto total = static_cast<size_t>(a.n_tokens * n);
   if (a.q4p.size() < total) a.q4p.resize(total);
   if (a.q4p_corr.size() < total / 32) a.q4p_corr.resize(total / 32);
@@ -180,8 +179,8 @@ void add_q4_0_pair_terms(Int8Acts& a) {
         const int8_t* blk = q + 32 * (8 * g + k);
         int32_t s = 0;
         for (int i = 0; i < 32; ++i) s += blk[i];
-        corr[8 * g + kLaneOf[k]] = -8 * s;
-        dp[8 * g + kLaneOf[k]] = d[8 * g + k];
+        corr[8 * g + kQ4PairLane[k]] = -8 * s;
+        dp[8 * g + kQ4PairLane[k]] = d[8 * g + k];
       }
     }
   };

@@ -9,6 +9,10 @@
 
 namespace nibble {
 
+// The lane of block k (0..7) of a group in the AVX2 Q4_0 block-sum kernel's layout (after its
+// three vphaddw folds), shared by that kernel and add_q4_0_pair_terms.
+inline constexpr int kQ4PairLane[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+
 struct Int8Acts {
   int64_t n = 0;         // values per token (a multiple of 32)
   int64_t n_tokens = 0;
@@ -31,6 +35,7 @@ struct Int8Acts {
   // blocks and pair j of it (blocks 8g + 2j, 8g + 2j + 1), 32 values that meet low nibbles
   // ([a_b[0..15], a_b+1[0..15]]) then 32 that meet high ones; per block -8 * its sum and its d,
   // both in the kernel's lane order within a group (the blocks past the last group: unused).
+  // (kQ4PairLane[k]: the lane of block 8g + k.)
   std::vector<int8_t> q4p;        // [n_tokens][n]
   std::vector<int32_t> q4p_corr;  // [n_tokens][n / 32]
   std::vector<float> q4p_d;       // [n_tokens][n / 32]

@@ -547,6 +547,31 @@ TEST(Int8Matmul, BlockSumKernelsEqualScalarOracle) {
   }
 }
 
+// matmul of `n_tokens` random tokens through an n_out x n_in matrix of type t: every result has
+// block_sums_oracle's bits.
+void expect_matmul_equals_block_sum_oracle(GgmlType t, int64_t n_in, int64_t n_out,
+                                           int64_t n_tokens, uint32_t seed) {
+  auto v = test::random_floats(static_cast<size_t>(n_out * n_in), seed, 1.5f);
+  for (size_t i = 0; i < v.size(); i += 3) v[i] += 0.7f;  // non-zero minimums for the K types
+  const auto bytes = quantized(t, v, n_in);
+  const uint64_t rb = ggml_row_size(t, static_cast<uint64_t>(n_in));
+  const WeightMatrix w{t, bytes.data(), n_in, n_out, rb};
+  const auto x = test::random_floats(static_cast<size_t>(n_tokens * n_in), seed + 1, 3.0f);
+  std::vector<float> y(static_cast<size_t>(n_tokens * n_out));
+  matmul(w, x.data(), n_tokens, y.data());
+  std::vector<int8_t> q(static_cast<size_t>(n_in));
+  std::vector<float> d(static_cast<size_t>(n_in / 32)), s16(static_cast<size_t>(n_in / 16));
+  for (int64_t tk = 0; tk < n_tokens; ++tk) {
+    quantize_act_row(x.data() + tk * n_in, n_in, q.data(), d.data(), s16.data());
+    for (int64_t o = 0; o < n_out; ++o) {
+      ASSERT_EQ(y[static_cast<size_t>(tk * n_out + o)],
+                block_sums_oracle(t, bytes.data() + o * rb, q.data(), d.data(), s16.data(), n_in))
+          << ggml_type_name(t) << " n_in " << n_in << " tokens " << n_tokens << " t " << tk
+          << " row " << o;
+    }
+  }
+}
+
 // Where matmul runs these types on those kernels (AVX2 CPUs, or NIBBLE_ISA=avx2: ctest's
 // ops.isa_avx2 run), decoding and batches give the oracle's bits.
 TEST(Int8Matmul, BlockSumMatmulEqualsScalarOracle) {
@@ -556,27 +581,8 @@ TEST(Int8Matmul, BlockSumMatmulEqualsScalarOracle) {
     for (int64_t n_in : {96, 1536, 2336}) {
       if (traits(t).block_size == 256 && n_in % 256 != 0) continue;
       for (int64_t n_tokens : {1, 7, 40}) {
-        const int64_t n_out = 37;
-        auto v = test::random_floats(static_cast<size_t>(n_out * n_in), 93, 1.5f);
-        for (size_t i = 0; i < v.size(); i += 3) v[i] += 0.7f;
-        const auto bytes = quantized(t, v, n_in);
-        const uint64_t rb = ggml_row_size(t, static_cast<uint64_t>(n_in));
-        const WeightMatrix w{t, bytes.data(), n_in, n_out, rb};
-        const auto x = test::random_floats(static_cast<size_t>(n_tokens * n_in), 94, 3.0f);
-        std::vector<float> y(static_cast<size_t>(n_tokens * n_out));
-        matmul(w, x.data(), n_tokens, y.data());
-        std::vector<int8_t> q(static_cast<size_t>(n_in));
-        std::vector<float> d(static_cast<size_t>(n_in / 32)), s16(static_cast<size_t>(n_in / 16));
-        for (int64_t tk = 0; tk < n_tokens; ++tk) {
-          quantize_act_row(x.data() + tk * n_in, n_in, q.data(), d.data(), s16.data());
-          for (int64_t o = 0; o < n_out; ++o) {
-            ASSERT_EQ(y[static_cast<size_t>(tk * n_out + o)],
-                      block_sums_oracle(t, bytes.data() + o * rb, q.data(), d.data(), s16.data(),
-                                        n_in))
-                << ggml_type_name(t) << " n_in " << n_in << " tokens " << n_tokens << " t " << tk
-                << " row " << o;
-          }
-        }
+        expect_matmul_equals_block_sum_oracle(t, n_in, 37, n_tokens, 93);
+        if (HasFatalFailure()) return;
         ++covered;
       }
     }
@@ -589,25 +595,9 @@ TEST(Int8Matmul, BlockSumMatmulEqualsScalarOracle) {
 TEST(Int8Matmul, Q5_KDecodingOnAvx512EqualsBlockSumOracle) {
   if (std::strcmp(int8_dot_isa(), "avx512-vnni") != 0 || int8_decode_matches_batch(GgmlType::Q5_K))
     GTEST_SKIP() << "matmul runs " << int8_dot_isa() << " kernels";
-  const GgmlType t = GgmlType::Q5_K;
   for (int64_t n_in : {256, 1536}) {
-    const int64_t n_out = 21;
-    auto v = test::random_floats(static_cast<size_t>(n_out * n_in), 95, 1.5f);
-    for (size_t i = 0; i < v.size(); i += 3) v[i] += 0.7f;
-    const auto bytes = quantized(t, v, n_in);
-    const uint64_t rb = ggml_row_size(t, static_cast<uint64_t>(n_in));
-    const WeightMatrix w{t, bytes.data(), n_in, n_out, rb};
-    const auto x = test::random_floats(static_cast<size_t>(n_in), 96, 3.0f);
-    std::vector<float> y(static_cast<size_t>(n_out));
-    matmul(w, x.data(), 1, y.data());
-    std::vector<int8_t> q(static_cast<size_t>(n_in));
-    std::vector<float> d(static_cast<size_t>(n_in / 32)), s16(static_cast<size_t>(n_in / 16));
-    quantize_act_row(x.data(), n_in, q.data(), d.data(), s16.data());
-    for (int64_t o = 0; o < n_out; ++o) {
-      ASSERT_EQ(y[static_cast<size_t>(o)],
-                block_sums_oracle(t, bytes.data() + o * rb, q.data(), d.data(), s16.data(), n_in))
-          << "n_in " << n_in << " row " << o;
-    }
+    expect_matmul_equals_block_sum_oracle(GgmlType::Q5_K, n_in, 21, 1, 95);
+    if (HasFatalFailure()) return;
   }
 }
 
