@@ -1,7 +1,7 @@
 // Integer block sums on AVX2 + FMA + F16C (CPUs without AVX-512: most laptops and desktops):
-// Q4_0, Q8_0, Q4_K, Q5_K and Q6_K rows against int8 activations, for decoding and for prompt
-// batches alike, straight from the stored blocks (on AVX-512 CPUs too for decoding Q5_K, which
-// has no AVX-512 decoder).
+// Q4_0, Q8_0, Q4_K, Q5_K, Q6_K, Q2_K, Q3_K and IQ4_XS rows against int8 activations, for decoding
+// and for prompt batches alike, straight from the stored blocks (on AVX-512 CPUs too for decoding
+// Q5_K, Q2_K, Q3_K and IQ4_XS, which have no AVX-512 decoder).
 //
 // The lane-scaled kernels (ops/int8_dot.h) spend a convert, a multiply and an fma on every 8
 // values; with 256-bit registers that left E2B Q4_0 compute-bound at ~25 GB/s (17-18 tokens/s on
@@ -30,15 +30,22 @@
 // super-block is a group; the 6-bit values are the unsigned operand (q + 32), each 16-value
 // half's int8 scale multiplies in vpmaddwd, and the -32 comes back as one vpmaddwd of the 16
 // scales against the activations' integer sums per 16 (Int8Acts::isum16); d is the weight
-// scale. In a batch each half group's weights are unpacked once for a tile of 8 tokens.
+// scale. Q2_K and Q3_K: as Q6_K with 2-bit values (Q3_K: plus hmask's bit as bit 2, and -4 where
+// Q6_K has -32); Q2_K's minimums are a vpmaddwd of the 4-bit mins against isum16, in a second fma
+// with -dmin. IQ4_XS: the codebook lookup is one vpshufb, the signed values meet the activations
+// with Q8_0's sign trick, the 6-bit scales are float lane scales (d * (ls - 32)).
+// In a batch each half group's weights are unpacked once for a tile of 8 tokens.
 //
 // The arithmetic (bit for bit; tests/ops carry independent scalar versions):
 //   group g of 8 blocks (K types: super-block g, its sub-blocks), lane p holds block 8g + k with
 //   p = k (Q8_0, K types) or p = {0,4,1,5,2,6,3,7}[k] (Q4_0):
 //     acc[p] = fma(float(isum_b), w_b * d_a(b), acc[p]) over the groups in order, isum_b the exact
 //     integer sum of q * a over the block (Q4_0: q - 8; Q4_K, Q5_K: the 4- or 5-bit value; Q6_K:
-//     scale * (q - 32) with each 16 values' scale), w_b the weight scale (Q4_0, Q8_0, Q6_K: the
-//     fp16 d; Q4_K, Q5_K: d * float(scale_k));
+//     scale * (q - 32) with each 16 values' scale; Q2_K: (sc & 15) * q; Q3_K: (s - 32) * (u - 4);
+//     IQ4_XS: the codebook value), w_b the weight scale (Q4_0, Q8_0, Q6_K, Q2_K, Q3_K: the fp16
+//     d; Q4_K, Q5_K: d * float(scale_k); IQ4_XS: d * float(ls - 32));
+//   Q2_K: after each block's main term, acc[p] = fma(float(sum over its two 16s of (sc >> 4) *
+//     sum(a)), -dmin * d_a(b), acc[p]);
 //   r = ((s0+s4)+(s2+s6)) + ((s1+s5)+(s3+s7)) with s[j] = acc[j] + 0;
 //   Q4_K, Q5_K: after each super-block's main term, its offsets in the same lanes: acc[l] =
 //     fma(-(dmin * m_(l/2)), sum16[16g + l], acc[l]), then fma(-(dmin * m_(4+l/2)), sum16[16g + 8 + l]);
@@ -52,6 +59,7 @@
 
 #include "ops/int8_dot_kernels.h"
 #include "ops/int8_simd.h"
+#include "quant/blocks.h"
 #include "util/cpu_features.h"
 #include "util/fp16.h"
 
@@ -407,6 +415,186 @@ NIBBLE_AVX2_F16C void q6_k_row(const uint8_t* row, const Int8Acts& a, int64_t to
   for (int t = 0; t < T; ++t) out[t * ldo] = reduce_lanes(acc[t], _mm256_setzero_ps());
 }
 
+// ---- Q2_K and Q3_K -------------------------------------------------------------------------
+
+// The 16 sub-block scales of a Q3_K super-block (6 bits: low 4 in bytes 0..7, high 2 in 8..11),
+// as the reference dequantizer unpacks them, in one register (scale j in byte j).
+inline __m128i q3_k_scales(const uint8_t* sc) {
+  uint32_t a[3];
+  std::memcpy(a, sc, 12);
+  const uint32_t lo = 0x0F0F0F0Fu, hi = 0x03030303u;
+  return _mm_setr_epi32(static_cast<int>((a[0] & lo) | ((a[2] & hi) << 4)),
+                        static_cast<int>((a[1] & lo) | (((a[2] >> 2) & hi) << 4)),
+                        static_cast<int>(((a[0] >> 4) & lo) | (((a[2] >> 4) & hi) << 4)),
+                        static_cast<int>(((a[1] >> 4) & lo) | (((a[2] >> 6) & hi) << 4)));
+}
+
+// Q2_K (kQ3 false): 84-byte super-blocks, value = d * (sc & 15) * q - dmin * (sc >> 4) per 16
+// values, q the 2 bits of qs[32h + i] at shift 2c for value 128h + 32c + i. Q3_K (kQ3): 110 bytes,
+// value = d * (s - 32) * (u - 4) with u = those 2 bits | bit 4h + c of hmask[i] as bit 2, s the
+// 6-bit scale per 16 values. The unsigned values meet the activations in vpmaddubsw, the int16
+// scales of each 16 in vpmaddwd (as Q6_K); Q3_K's -4 is one vpmaddwd of the scales against the
+// activations' integer sums per 16 (Int8Acts::isum16), Q2_K's minimums are the same product with
+// the 4-bit mins, scaled by -dmin in a second fma.
+template <int T, bool kPrefetch, bool kQ3>
+NIBBLE_AVX2_F16C void q2_3_k_row(const uint8_t* row, const Int8Acts& a, int64_t tok0, float* out,
+                                 int64_t ldo) {
+  constexpr int kBytes = kQ3 ? 110 : 84, kQs = kQ3 ? 32 : 16;
+  const int64_t n_super = a.n / 256;
+  const __m256i m3 = _mm256_set1_epi8(3);
+  const Q6Shuffles& sh = q6_shuffles();
+  const int8_t* aq[T];
+  const int16_t* as16[T];
+  const float* ad[T];
+  __m256 acc[T];
+  for (int t = 0; t < T; ++t) {
+    aq[t] = a.q_of(tok0 + t);
+    as16[t] = a.isum16_of(tok0 + t);
+    ad[t] = a.d_of(tok0 + t);
+    acc[t] = _mm256_setzero_ps();
+  }
+  for (int64_t sb = 0; sb < n_super; ++sb) {
+    const uint8_t* blk = row + kBytes * sb;
+    if constexpr (kPrefetch) prefetch_ahead<128>(blk);
+    __m256i sc16, mn16;  // per 16 values: the scale (Q3_K: s - 32) and Q2_K's minimum
+    __m256i hm;          // Q3_K's high bits
+    if constexpr (kQ3) {
+      sc16 = _mm256_sub_epi16(_mm256_cvtepu8_epi16(q3_k_scales(blk + 96)), _mm256_set1_epi16(32));
+      hm = load256(blk);
+      mn16 = sc16;
+    } else {
+      const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk));
+      const __m128i m4 = _mm_set1_epi8(0x0F);
+      sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(sc, m4));
+      mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), m4));
+      hm = _mm256_setzero_si256();
+    }
+    __m256i hs[2][T];
+    for (int h = 0; h < 2; ++h) {
+      const __m256i q = load256(blk + kQs + 32 * h);
+      __m256i u[4] = {_mm256_and_si256(q, m3), _mm256_and_si256(_mm256_srli_epi16(q, 2), m3),
+                      _mm256_and_si256(_mm256_srli_epi16(q, 4), m3),
+                      _mm256_and_si256(_mm256_srli_epi16(q, 6), m3)};
+      if constexpr (kQ3) {  // bit 4h + c of each hmask byte to bit 2
+        const __m256i b2 = _mm256_set1_epi8(0x04);
+        if (h == 0) {
+          u[0] = _mm256_or_si256(u[0], _mm256_and_si256(_mm256_slli_epi16(hm, 2), b2));
+          u[1] = _mm256_or_si256(u[1], _mm256_and_si256(_mm256_slli_epi16(hm, 1), b2));
+          u[2] = _mm256_or_si256(u[2], _mm256_and_si256(hm, b2));
+          u[3] = _mm256_or_si256(u[3], _mm256_and_si256(_mm256_srli_epi16(hm, 1), b2));
+        } else {
+          u[0] = _mm256_or_si256(u[0], _mm256_and_si256(_mm256_srli_epi16(hm, 2), b2));
+          u[1] = _mm256_or_si256(u[1], _mm256_and_si256(_mm256_srli_epi16(hm, 3), b2));
+          u[2] = _mm256_or_si256(u[2], _mm256_and_si256(_mm256_srli_epi16(hm, 4), b2));
+          u[3] = _mm256_or_si256(u[3], _mm256_and_si256(_mm256_srli_epi16(hm, 5), b2));
+        }
+      }
+      // Scales 8h..8h+7 in both lanes, then word pairs per block.
+      const __m256i xs = h == 0 ? _mm256_permute2x128_si256(sc16, sc16, 0x00)
+                                : _mm256_permute2x128_si256(sc16, sc16, 0x11);
+      __m256i s16[4];
+      for (int c = 0; c < 4; ++c) s16[c] = _mm256_shuffle_epi8(xs, load256(sh.ctrl[c]));
+      for (int t = 0; t < T; ++t) {
+        const int8_t* x = aq[t] + 256 * sb + 128 * h;
+        __m256i s[4];
+        for (int c = 0; c < 4; ++c) {
+          s[c] = _mm256_madd_epi16(_mm256_maddubs_epi16(u[c], load256(x + 32 * c)), s16[c]);
+        }
+        hs[h][t] = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+      }
+    }
+    uint16_t dh[2];
+    std::memcpy(dh, blk + (kQ3 ? 108 : 80), kQ3 ? 2 : 4);
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(dh[0]));
+    for (int t = 0; t < T; ++t) {
+      // Per block: the scales (Q2_K: minimums) times the activation sums of its two 16s.
+      const __m256i m = _mm256_madd_epi16(mn16, load256(as16[t] + 16 * sb));
+      const __m256 da = _mm256_loadu_ps(ad[t] + 8 * sb);
+      if constexpr (kQ3) {
+        const __m256i isum =
+            _mm256_sub_epi32(fold_halves(hs[0][t], hs[1][t]), _mm256_slli_epi32(m, 2));
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, da), acc[t]);
+      } else {
+        const __m256 ndmin = _mm256_set1_ps(-_cvtsh_ss(dh[1]));
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold_halves(hs[0][t], hs[1][t])),
+                                 _mm256_mul_ps(d, da), acc[t]);
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m), _mm256_mul_ps(ndmin, da), acc[t]);
+      }
+    }
+  }
+  for (int t = 0; t < T; ++t) out[t * ldo] = reduce_lanes(acc[t], _mm256_setzero_ps());
+}
+
+// ---- IQ4_XS --------------------------------------------------------------------------------
+
+// 136-byte super-blocks of 8 sub-blocks of 32: a 6-bit scale ls each (value d * (ls - 32) *
+// kIq4nlValues[nibble]); sub-block ib's 16 bytes hold values 0..15 in the low nibbles, 16..31 in
+// the high ones. The codebook lookup is one vpshufb; the signed values meet the activations with
+// the sign trick (as Q8_0); the scales are float lane scales, once per super-block.
+template <int T, bool kPrefetch>
+NIBBLE_AVX2_F16C void iq4_xs_row(const uint8_t* row, const Int8Acts& a, int64_t tok0, float* out,
+                                 int64_t ldo) {
+  const int64_t n_super = a.n / 256;
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i book = _mm256_broadcastsi128_si256(
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
+  const int8_t* aq[T];
+  const float* ad[T];
+  __m256 acc[T];
+  for (int t = 0; t < T; ++t) {
+    aq[t] = a.q_of(tok0 + t);
+    ad[t] = a.d_of(tok0 + t);
+    acc[t] = _mm256_setzero_ps();
+  }
+  for (int64_t sb = 0; sb < n_super; ++sb) {
+    const uint8_t* blk = row + 136 * sb;
+    if constexpr (kPrefetch) prefetch_ahead<192>(blk);
+    uint16_t dh, sh;
+    uint32_t sl;
+    std::memcpy(&dh, blk, 2);
+    std::memcpy(&sh, blk + 2, 2);
+    std::memcpy(&sl, blk + 4, 4);
+    // ls - 32 of sub-block ib: bits 4ib..4ib+3 of scales_l, bits 2ib, 2ib + 1 of scales_h.
+    const __m256i ls = _mm256_or_si256(
+        _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(sl)),
+                                           _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
+                         _mm256_set1_epi32(0x0F)),
+        _mm256_slli_epi32(
+            _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(sh),
+                                               _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)),
+                             _mm256_set1_epi32(3)),
+            4));
+    const __m256 sc8 =
+        _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(dh)),
+                      _mm256_cvtepi32_ps(_mm256_sub_epi32(ls, _mm256_set1_epi32(32))));
+    __m256i hs[2][T];
+    for (int h = 0; h < 2; ++h) {
+      __m256i w[4], aw[4];
+      for (int k = 0; k < 4; ++k) {
+        const __m128i q =
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 8 + 16 * (4 * h + k)));
+        const __m256i v = _mm256_and_si256(
+            _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1), m4);
+        w[k] = _mm256_shuffle_epi8(book, v);
+        aw[k] = _mm256_abs_epi8(w[k]);
+      }
+      for (int t = 0; t < T; ++t) {
+        const int8_t* x = aq[t] + 256 * sb + 128 * h;
+        __m256i s[4];
+        for (int k = 0; k < 4; ++k) {
+          s[k] = widen(_mm256_maddubs_epi16(aw[k], _mm256_sign_epi8(load256(x + 32 * k), w[k])));
+        }
+        hs[h][t] = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+      }
+    }
+    for (int t = 0; t < T; ++t) {
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold_halves(hs[0][t], hs[1][t])),
+                               _mm256_mul_ps(sc8, _mm256_loadu_ps(ad[t] + 8 * sb)), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) out[t * ldo] = reduce_lanes(acc[t], _mm256_setzero_ps());
+}
+
 // ---- rows x tokens -------------------------------------------------------------------------
 
 template <template <int, bool> class K, int kTile>
@@ -465,6 +653,25 @@ struct Q5_KKernel {
   }
 };
 
+template <int T, bool P>
+struct Q2_KKernel {
+  static void run(const uint8_t* r, const Int8Acts& a, int64_t t, float* o, int64_t l) {
+    q2_3_k_row<T, P, false>(r, a, t, o, l);
+  }
+};
+template <int T, bool P>
+struct Q3_KKernel {
+  static void run(const uint8_t* r, const Int8Acts& a, int64_t t, float* o, int64_t l) {
+    q2_3_k_row<T, P, true>(r, a, t, o, l);
+  }
+};
+template <int T, bool P>
+struct IQ4_XSKernel {
+  static void run(const uint8_t* r, const Int8Acts& a, int64_t t, float* o, int64_t l) {
+    iq4_xs_row<T, P>(r, a, t, o, l);
+  }
+};
+
 }  // namespace
 
 bool block_sums_available() {
@@ -494,6 +701,18 @@ bool block_sums_dot_avx2(GgmlType type, const uint8_t* const* rows, int n_rows, 
     case GgmlType::Q6_K:
       if (!a.has_isum16 || a.n % 256 != 0) return false;
       rows_tokens<Q6_KKernel, 8>(rows, n_rows, a, tok0, n_tok, out, ldo);
+      return true;
+    case GgmlType::Q2_K:
+      if (!a.has_isum16 || a.n % 256 != 0) return false;
+      rows_tokens<Q2_KKernel, 8>(rows, n_rows, a, tok0, n_tok, out, ldo);
+      return true;
+    case GgmlType::Q3_K:
+      if (!a.has_isum16 || a.n % 256 != 0) return false;
+      rows_tokens<Q3_KKernel, 8>(rows, n_rows, a, tok0, n_tok, out, ldo);
+      return true;
+    case GgmlType::IQ4_XS:
+      if (a.n % 256 != 0) return false;
+      rows_tokens<IQ4_XSKernel, 8>(rows, n_rows, a, tok0, n_tok, out, ldo);
       return true;
     default: return false;
   }

@@ -99,6 +99,13 @@ const Choice& chosen() {
   return c;
 }
 
+// The types AVX-512 CPUs decode on the AVX2 block sums (no AVX-512 decoder of their own; those
+// beat unpacking: E2B Q5_K_M generation 13.1 -> 25 tokens/s).
+bool decodes_on_block_sums(GgmlType type) {
+  return type == GgmlType::Q5_K || type == GgmlType::Q2_K || type == GgmlType::Q3_K ||
+         type == GgmlType::IQ4_XS;
+}
+
 }  // namespace
 
 void int8_dot(const Int8Row* rows, int n_rows, const Int8Acts& a, int64_t tok0, int64_t n_tok,
@@ -112,9 +119,8 @@ bool int8_dot_direct(GgmlType type, const uint8_t* const* rows, int n_rows, cons
                      int64_t tok, float* out) {
   if (chosen().fn == int8_kernels::dot_avx512) {
     if (int8_kernels::direct_dot_avx512(type, rows, n_rows, a, tok, out)) return true;
-    // Q5_K has no AVX-512 decoder; the AVX2 block sums beat unpacking it (E2B Q5_K_M
-    // generation 13.1 -> 25 tokens/s).
-    return type == GgmlType::Q5_K && int8_block_sums_dot(type, rows, n_rows, a, tok, 1, out, 1);
+    // Q5_K, Q2_K, Q3_K and IQ4_XS: no AVX-512 decoder; the AVX2 block sums.
+    return decodes_on_block_sums(type) && int8_block_sums_dot(type, rows, n_rows, a, tok, 1, out, 1);
   }
   if (int8_block_sums(type)) return int8_block_sums_dot(type, rows, n_rows, a, tok, 1, out, 1);
   return false;
@@ -124,7 +130,8 @@ bool int8_block_sums(GgmlType type) {
   static const bool avx2 =
       chosen().fn == int8_kernels::dot_avx2 && int8_kernels::block_sums_available();
   return avx2 && (type == GgmlType::Q4_0 || type == GgmlType::Q8_0 || type == GgmlType::Q4_K ||
-                  type == GgmlType::Q5_K || type == GgmlType::Q6_K);
+                  type == GgmlType::Q5_K || type == GgmlType::Q6_K || type == GgmlType::Q2_K ||
+                  type == GgmlType::Q3_K || type == GgmlType::IQ4_XS);
 }
 
 bool int8_block_sums_dot(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,
@@ -142,7 +149,7 @@ bool int8_dot_direct_with(const char* isa, GgmlType type, const uint8_t* const* 
 }
 
 bool int8_decode_matches_batch(GgmlType type) {
-  if (chosen().fn == int8_kernels::dot_avx512 && type == GgmlType::Q5_K)
+  if (chosen().fn == int8_kernels::dot_avx512 && decodes_on_block_sums(type))
     return !int8_kernels::block_sums_available();
   return !(type == GgmlType::Q4_0 && chosen().fn == int8_kernels::dot_avx512 &&
            int8_kernels::q4_0_decode_available());

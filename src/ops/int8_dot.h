@@ -7,7 +7,8 @@
 // differently (float rounding, ~1e-7 relative): the 16-row panels of batches of 16 tokens or
 // more (ops/int8_panel.h), Q4_0 decoding on AVX-512 VBMI, which sums each block's products
 // as integers first (ops/q4_0_decode_avx512.cpp; int8_decode_matches_batch), and on AVX2 the
-// block-sum kernels of Q4_0, Q8_0, Q4_K and Q6_K (ops/block_sums_avx2.cpp, int8_block_sums:
+// block-sum kernels of Q4_0, Q8_0, Q4_K, Q5_K, Q6_K, Q2_K, Q3_K and IQ4_XS
+// (ops/block_sums_avx2.cpp, int8_block_sums:
 // decoding and batches alike, so a token still matches its batch there). The arithmetic:
 //   per block b of 32 and lane j (4 values): i = sum of 4 int8 products (exact int32);
 //   acc[b odd][j] = fma(float(i), scale[8b+j] * d[b], acc[b odd][j]);
@@ -36,16 +37,17 @@ void int8_dot(const Int8Row* rows, int n_rows, const Int8Acts& a, int64_t tok0, 
 // Decoding (one token) straight from stored rows of `type`, without unpacking, where this CPU
 // has such a kernel. AVX-512 VNNI: Q4_0, Q8_0, Q4_K, Q6_K, all but Q8_0 with token 0's
 // add_decode_terms (Q4_0 with AVX-512 VBMI: add_q4_0_decode_terms), bit-identical to int8_dot on
-// the unpacked rows; Q5_K there with the AVX2 block sums (no AVX-512 decoder; rounds differently
-// from a batch: int8_decode_matches_batch). AVX2 + F16C: the types of int8_block_sums
+// the unpacked rows; Q5_K, Q2_K, Q3_K and IQ4_XS there with the AVX2 block sums (no AVX-512
+// decoder; rounds differently from a batch: int8_decode_matches_batch; Q2_K and Q3_K need
+// add_isum16). AVX2 + F16C: the types of int8_block_sums
 // (int8_block_sums_dot, with its terms). False (nothing written) otherwise.
 bool int8_dot_direct(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,
                      int64_t tok, float* out);
 
 // True when matmul runs `type` on the AVX2 block-sum kernels (ops/block_sums_avx2.cpp: Q4_0,
-// Q8_0, Q4_K, Q5_K and Q6_K where the chosen ISA is AVX2 and the CPU has F16C), for decoding and
-// batches alike; Q4_0 needs add_q4_0_pair_terms, Q4_K and Q5_K activations quantized with sums,
-// Q6_K add_isum16.
+// Q8_0, Q4_K, Q5_K, Q6_K, Q2_K, Q3_K and IQ4_XS where the chosen ISA is AVX2 and the CPU has
+// F16C), for decoding and batches alike; Q4_0 needs add_q4_0_pair_terms, Q4_K and Q5_K
+// activations quantized with sums, Q6_K, Q2_K and Q3_K add_isum16.
 // int8_block_sums_dot: out[t * ldo + r] = dot(row r, token tok0 + t); false (nothing written)
 // when this CPU cannot run it or the type or terms do not fit (tests call it whatever matmul
 // picks).
@@ -55,7 +57,7 @@ bool int8_block_sums_dot(GgmlType type, const uint8_t* const* rows, int n_rows, 
 
 // False when decoding rows of `type` rounds differently from the same token in a batch: Q4_0 on
 // AVX-512 VBMI sums each block's products as integers first (ops/q4_0_decode_avx512.cpp), and
-// Q5_K on AVX-512 decodes with the AVX2 block sums.
+// Q5_K, Q2_K, Q3_K and IQ4_XS on AVX-512 decode with the AVX2 block sums.
 bool int8_decode_matches_batch(GgmlType type);
 
 // The instruction set the kernels use: "avx512-vnni", "avx2" or "generic". Chosen once from the

@@ -173,19 +173,70 @@ void matmul_panels(const WeightMatrix& w, Int8Acts& acts, bool has_min, float* y
   run_tasks(n_tasks > 1, n_tasks, task);
 }
 
-void matmul_int8(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y) {
-  const int64_t n_in = w.n_in, n_out = w.n_out;
+// Decoding one token, rows [r0, r0 + nr) of w into y: straight from the stored blocks where a
+// kernel reads them (Q4_0, Q8_0, Q4_K, Q6_K on AVX-512 VNNI and, with block sums, on AVX2); else
+// unpack 4 rows, dot, move on (the rows stay in L1).
+void decode_rows(const WeightMatrix& w, const Int8Acts& acts, int64_t r0, int64_t nr, float* y) {
+  thread_local Int8Buffer buf;
+  const int64_t n_in = w.n_in;
   const bool has_min = int8_rows_have_min(w.type);
-  Int8Acts& acts = acts_buffer();
-  quantize_acts(x, n_tokens, n_in, has_min, acts);
-  // Q4_0, Q8_0, Q4_K, Q5_K and Q6_K on AVX2: block-sum kernels decode and run batches
-  // (ops/block_sums_avx2.cpp).
-  const bool block_sums =
-      int8_block_sums(w.type) && (traits(w.type).block_size == 32 || n_in % 256 == 0);
+  buf.reserve(4, n_in);
+  for (int64_t r = 0; r < nr; r += 4) {
+    const int m = static_cast<int>(std::min<int64_t>(4, nr - r));
+    const uint8_t* src[4];
+    for (int i = 0; i < m; ++i) src[i] = w.row(r0 + r + i);
+    float out4[4];
+    if (int8_dot_direct(w.type, src, m, acts, 0, out4)) {
+      for (int i = 0; i < m; ++i) y[r0 + r + i] = out4[i];
+      continue;
+    }
+    Int8Row rows[4];
+    for (int i = 0; i < m; ++i) {
+      int8_t* q = buf.q.data() + i * n_in;
+      float* s = buf.scale.data() + i * (n_in / 4);
+      float* o = has_min ? buf.offset.data() + i * (n_in / 16) : nullptr;
+      unpack_int8_row(w.type, w.row(r0 + r + i), n_in, q, s, o);
+      rows[i] = {q, s, o};
+    }
+    int8_dot(rows, m, acts, 0, 1, y + r0 + r, w.n_out);
+  }
+}
+
+// Decoding one token through n matrices that read the same activations (the same type and
+// n_in), as one job: their tasks one after the other, one join at the end. Two threads pay off
+// from ~128K weights (E2B's K/V and PLE projections, MoE experts: the pool's workers spin
+// between a token's jobs, so a small job costs no wake-up).
+void decode_int8(const WeightMatrix* const* ws, float* const* ys, int n, const Int8Acts& acts) {
+  int64_t first[4] = {}, per_task[3] = {}, weights = 0;
+  for (int i = 0; i < n; ++i) {
+    const WeightMatrix& w = *ws[i];
+    per_task[i] = decode_rows_per_task(w.n_out, w.row_bytes * static_cast<uint64_t>(w.n_out));
+    first[i + 1] = first[i] + (w.n_out + per_task[i] - 1) / per_task[i];
+    weights += w.n_out * w.n_in;
+  }
+  const int64_t n_tasks = first[n];
+  auto task = [&](int64_t k) {
+    int i = 0;
+    while (k >= first[i + 1]) ++i;
+    const WeightMatrix& w = *ws[i];
+    const int64_t r0 = (k - first[i]) * per_task[i];
+    decode_rows(w, acts, r0, std::min(per_task[i], w.n_out - r0), ys[i]);
+  };
+  run_tasks(n_tasks > 1 && weights >= (int64_t{1} << 17), n_tasks, task);
+}
+
+// Quantizes x for w's int8 kernels, with the extra terms the chosen kernels read.
+void prepare_acts(const WeightMatrix& w, const float* x, int64_t n_tokens, bool block_sums,
+                  Int8Acts& acts) {
+  quantize_acts(x, n_tokens, w.n_in, int8_rows_have_min(w.type), acts);
   static const bool avx512 = std::strcmp(int8_dot_isa(), "avx512-vnni") == 0;
+  const bool isum16 =
+      w.type == GgmlType::Q6_K || w.type == GgmlType::Q2_K || w.type == GgmlType::Q3_K;
   if (block_sums) {
     if (w.type == GgmlType::Q4_0) add_q4_0_pair_terms(acts);
-    if (w.type == GgmlType::Q6_K) add_isum16(acts);
+    if (isum16) add_isum16(acts);
+  } else if (avx512 && n_tokens == 1 && (w.type == GgmlType::Q2_K || w.type == GgmlType::Q3_K)) {
+    add_isum16(acts);  // decoded on the AVX2 block sums (int8_dot_direct)
   } else if (avx512 && n_tokens == 1 &&
              (w.type == GgmlType::Q4_0 || w.type == GgmlType::Q4_K || w.type == GgmlType::Q6_K)) {
     // The terms of AVX-512's direct decoding kernels (int8_dot_direct).
@@ -195,16 +246,34 @@ void matmul_int8(const WeightMatrix& w, const float* x, int64_t n_tokens, float*
       add_decode_terms(acts);
     }
   }
+}
+
+bool uses_block_sums(const WeightMatrix& w) {
+  return int8_block_sums(w.type) && (traits(w.type).block_size == 32 || w.n_in % 256 == 0);
+}
+
+void matmul_int8(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y) {
+  const int64_t n_in = w.n_in, n_out = w.n_out;
+  const bool has_min = int8_rows_have_min(w.type);
+  Int8Acts& acts = acts_buffer();
+  // Q4_0, Q8_0, Q4_K, Q5_K and Q6_K on AVX2: block-sum kernels decode and run batches
+  // (ops/block_sums_avx2.cpp).
+  const bool block_sums = uses_block_sums(w);
+  prepare_acts(w, x, n_tokens, block_sums, acts);
+  if (n_tokens == 1) {
+    const WeightMatrix* ws[1] = {&w};
+    float* ys[1] = {y};
+    decode_int8(ws, ys, 1, acts);
+    return;
+  }
 
   if (n_tokens >= kPanelMinTokens && panel_kernel_available()) {
     matmul_panels(w, acts, has_min, y);
     return;
   }
 
-  // Rows per task: enough tasks to balance the threads in decoding; in a batch, blocks of 16
-  // rows (unpacked once, reused by every token chunk).
-  const int64_t rows_per_task =
-      n_tokens == 1 ? decode_rows_per_task(n_out, w.row_bytes * static_cast<uint64_t>(n_out)) : 16;
+  // Blocks of 16 rows, unpacked once, reused by every token chunk.
+  const int64_t rows_per_task = 16;
   // Tokens per chunk: keep a chunk's activations (~1 byte per value) around 256 KiB.
   const int64_t tok_chunk = std::clamp<int64_t>(((int64_t{256} << 10) / n_in) & ~int64_t{3}, 4, 64);
   const int64_t n_tasks = (n_out + rows_per_task - 1) / rows_per_task;
@@ -212,32 +281,6 @@ void matmul_int8(const WeightMatrix& w, const float* x, int64_t n_tokens, float*
     thread_local Int8Buffer buf;
     const int64_t r0 = k * rows_per_task;
     const int64_t nr = std::min(rows_per_task, n_out - r0);
-    if (n_tokens == 1) {
-      // Decode: straight from the stored blocks where a kernel reads them (Q4_0, Q8_0, Q4_K,
-      // Q6_K on AVX-512 VNNI and, with block sums, on AVX2); else unpack 4 rows, dot, move on
-      // (the rows stay in L1).
-      buf.reserve(4, n_in);
-      for (int64_t r = 0; r < nr; r += 4) {
-        const int m = static_cast<int>(std::min<int64_t>(4, nr - r));
-        const uint8_t* src[4];
-        for (int i = 0; i < m; ++i) src[i] = w.row(r0 + r + i);
-        float out4[4];
-        if (int8_dot_direct(w.type, src, m, acts, 0, out4)) {
-          for (int i = 0; i < m; ++i) y[r0 + r + i] = out4[i];
-          continue;
-        }
-        Int8Row rows[4];
-        for (int i = 0; i < m; ++i) {
-          int8_t* q = buf.q.data() + i * n_in;
-          float* s = buf.scale.data() + i * (n_in / 4);
-          float* o = has_min ? buf.offset.data() + i * (n_in / 16) : nullptr;
-          unpack_int8_row(w.type, w.row(r0 + r + i), n_in, q, s, o);
-          rows[i] = {q, s, o};
-        }
-        int8_dot(rows, m, acts, 0, 1, y + r0 + r, n_out);
-      }
-      return;
-    }
     if (block_sums) {  // straight from the stored rows (cache-resident after the first tokens)
       const uint8_t* src[16];
       for (int64_t i = 0; i < nr; ++i) src[i] = w.row(r0 + i);
@@ -270,12 +313,7 @@ void matmul_int8(const WeightMatrix& w, const float* x, int64_t n_tokens, float*
       }
     }
   };
-  // Decoding streams the weights once: two threads pay off from ~128K weights (E2B's K/V and PLE
-  // projections, MoE experts: the pool's workers spin between a token's jobs, so a small job
-  // costs no wake-up), where the float path's compute-bound threshold would not.
-  const bool parallel = n_tasks > 1 && (worth_parallel(w, n_tokens, n_tasks) ||
-                                        (n_tokens == 1 && n_out * n_in >= (int64_t{1} << 17)));
-  run_tasks(parallel, n_tasks, task);
+  run_tasks(worth_parallel(w, n_tokens, n_tasks), n_tasks, task);
 }
 
 }  // namespace
@@ -286,6 +324,33 @@ bool float_activations() {
     return v != nullptr && std::strcmp(v, "float") == 0;
   }();
   return yes;
+}
+
+void matmul_pair(const WeightMatrix& w1, const WeightMatrix& w2, const float* x, int64_t n_tokens,
+                 float* y1, float* y2) {
+  const bool fused = n_tokens == 1 && w1.type == w2.type && w1.n_in == w2.n_in &&
+                     int8_rows_supported(w1.type) && w1.n_in % 32 == 0 && !float_activations();
+  if (!fused) {
+    matmul(w1, x, n_tokens, y1);
+    matmul(w2, x, n_tokens, y2);
+    return;
+  }
+  const bool profiled = matmul_profile_enabled();
+  const auto t0 =
+      profiled ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+  Int8Acts& acts = acts_buffer();
+  prepare_acts(w1, x, 1, uses_block_sums(w1), acts);
+  const WeightMatrix* ws[2] = {&w1, &w2};
+  float* ys[2] = {y1, y2};
+  decode_int8(ws, ys, 2, acts);
+  if (profiled) {
+    // One job: its time is shared by the two matrices in proportion to their bytes.
+    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double b1 = static_cast<double>(w1.row_bytes) * static_cast<double>(w1.n_out);
+    const double b2 = static_cast<double>(w2.row_bytes) * static_cast<double>(w2.n_out);
+    matmul_profile_record(w1, t * b1 / (b1 + b2));
+    matmul_profile_record(w2, t * b2 / (b1 + b2));
+  }
 }
 
 void weight_row(const WeightMatrix& w, int64_t o, float* out) {

@@ -421,6 +421,10 @@ namespace {
 // sub-blocks) with block 8g + k in lane k (Q8_0, Q4_K) or {0,4,1,5,2,6,3,7}[k] (Q4_0), the fixed
 // 8-lane reduction, then the blocks past the last group in order (Q4_0, Q8_0) or the offset term
 // (Q4_K). aq, ad, s16: one token's quantized activations, their scales and sums per 16.
+constexpr GgmlType kBlockSumTypes[] = {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K,
+                                       GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q2_K,
+                                       GgmlType::Q3_K, GgmlType::IQ4_XS};
+
 float block_sums_oracle(GgmlType t, const uint8_t* row, const int8_t* aq, const float* ad,
                         const float* s16, int64_t n) {
   static constexpr int kQ4Lane[8] = {0, 4, 1, 5, 2, 6, 3, 7};
@@ -457,15 +461,55 @@ float block_sums_oracle(GgmlType t, const uint8_t* row, const int8_t* aq, const 
       const uint8_t* qs = row + 144 * (b / 8) + 16 + 32 * ((b % 8) / 2);
       const int shift = (b % 2) * 4;
       for (int i = 0; i < 32; ++i) s += ((qs[i] >> shift) & 0x0F) * int32_t{aq[32 * b + i]};
-    } else {  // Q5_K: as Q4_K (qs at 48) plus bit j of qh[i] (qh at 16) as the fifth bit
+    } else if (t == GgmlType::Q5_K) {  // as Q4_K (qs at 48) plus bit j of qh[i] (qh at 16) as the fifth bit
       const uint8_t* sb = row + 176 * (b / 8);
       const int j = static_cast<int>(b % 8);
       for (int i = 0; i < 32; ++i) {
         const int q = ((sb[48 + 32 * (j / 2) + i] >> ((j % 2) * 4)) & 0x0F) | (((sb[16 + i] >> j) & 1) << 4);
         s += q * int32_t{aq[32 * b + i]};
       }
+    } else if (t == GgmlType::Q2_K || t == GgmlType::Q3_K) {
+      // Value v of the super-block: 2 bits at shift 2 * ((v % 128) / 32) of qs[32 * (v / 128) +
+      // v % 32]; Q2_K: times scale (sc & 15) of its 16 (the minimum is the offset below); Q3_K:
+      // minus 4 unless bit v / 32 of hmask[v % 32] is set, times (6-bit scale - 32).
+      const bool q3 = t == GgmlType::Q3_K;
+      const uint8_t* sb = row + (q3 ? 110 : 84) * (b / 8);
+      for (int i = 0; i < 32; ++i) {
+        const int v = static_cast<int>(32 * (b % 8) + i);
+        int q = (sb[(q3 ? 32 : 16) + 32 * (v / 128) + v % 32] >> (2 * ((v % 128) / 32))) & 3;
+        int sc;
+        if (q3) {
+          if (((sb[v % 32] >> (v / 32)) & 1) == 0) q -= 4;
+          const int j = v / 16;
+          const int low = j < 8 ? (sb[96 + j] & 0x0F) : (sb[96 + j - 8] >> 4);
+          sc = (low | (((sb[96 + 8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
+        } else {
+          sc = sb[v / 16] & 0x0F;
+        }
+        s += sc * q * int32_t{aq[32 * b + i]};
+      }
+    } else {  // IQ4_XS: sub-block b % 8's 16 bytes at 8 + 16 * (b % 8), low nibbles then high
+      static constexpr int kBook[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                        1,    13,   25,  38,  53,  69,  89,  113};
+      const uint8_t* qs = row + 136 * (b / 8) + 8 + 16 * (b % 8);
+      for (int i = 0; i < 16; ++i) {
+        s += kBook[qs[i] & 0x0F] * int32_t{aq[32 * b + i]};
+        s += kBook[qs[i] >> 4] * int32_t{aq[32 * b + 16 + i]};
+      }
     }
     return s;
+  };
+  // Q2_K's minimums: sum over the block's two 16s of (sc >> 4) * sum(a), an integer.
+  auto q2_min_isum = [&](int64_t b) {
+    const uint8_t* sb = row + 84 * (b / 8);
+    int32_t m = 0;
+    for (int half = 0; half < 2; ++half) {
+      const int j = static_cast<int>(2 * (b % 8) + half);
+      int32_t sa = 0;
+      for (int i = 0; i < 16; ++i) sa += aq[32 * b + 16 * half + i];
+      m += (sb[j] >> 4) * sa;
+    }
+    return m;
   };
   // Q4_K's 6-bit scale (0) or minimum (1) of sub-block j (the reference get_scale_min_k4).
   auto k4 = [](const uint8_t* sc, int j, int which) {
@@ -477,6 +521,14 @@ float block_sums_oracle(GgmlType t, const uint8_t* row, const int8_t* aq, const 
     if (t == GgmlType::Q4_0) return f16(row + 18 * b);
     if (t == GgmlType::Q8_0) return f16(row + 34 * b);
     if (t == GgmlType::Q6_K) return f16(row + 210 * (b / 8) + 208);
+    if (t == GgmlType::Q2_K) return f16(row + 84 * (b / 8) + 80);
+    if (t == GgmlType::Q3_K) return f16(row + 110 * (b / 8) + 108);
+    if (t == GgmlType::IQ4_XS) {
+      const uint8_t* sb = row + 136 * (b / 8);
+      const int ib = static_cast<int>(b % 8);
+      const int ls = ((sb[4 + ib / 2] >> (4 * (ib % 2))) & 0x0F) | (((sb[2 + ib / 4] >> (2 * (ib % 4))) & 3) << 4);
+      return f16(sb) * static_cast<float>(ls - 32);
+    }
     const uint8_t* sb = row + (t == GgmlType::Q5_K ? 176 : 144) * (b / 8);
     return f16(sb) * static_cast<float>(k4(sb + 4, static_cast<int>(b % 8), 0));
   };
@@ -487,6 +539,9 @@ float block_sums_oracle(GgmlType t, const uint8_t* row, const int8_t* aq, const 
       const int64_t b = 8 * g + k;
       const int p = t == GgmlType::Q4_0 ? kQ4Lane[k] : k;
       acc[p] = std::fmaf(static_cast<float>(isum(b)), wscale(b) * ad[b], acc[p]);
+      if (t == GgmlType::Q2_K) {
+        acc[p] = std::fmaf(static_cast<float>(q2_min_isum(b)), -f16(row + 84 * g + 82) * ad[b], acc[p]);
+      }
     }
     if (t == GgmlType::Q4_K || t == GgmlType::Q5_K) {  // the super-block's offsets, same lanes
       const uint8_t* blk = row + (t == GgmlType::Q5_K ? 176 : 144) * g;
@@ -511,7 +566,7 @@ float block_sums_oracle(GgmlType t, const uint8_t* row, const int8_t* aq, const 
 TEST(Int8Matmul, BlockSumKernelsEqualScalarOracle) {
   if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !cpu_has_f16c())
     GTEST_SKIP() << "no AVX2 + FMA + F16C";
-  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+  for (GgmlType t : kBlockSumTypes) {
     for (int64_t n_in : {32, 224, 256, 1536, 2336}) {
       if (traits(t).block_size == 256 && n_in % 256 != 0) continue;
       const int n_out = 16;
@@ -523,7 +578,7 @@ TEST(Int8Matmul, BlockSumKernelsEqualScalarOracle) {
       Int8Acts acts;
       quantize_acts(x.data(), 15, n_in, int8_rows_have_min(t), acts);
       if (t == GgmlType::Q4_0) add_q4_0_pair_terms(acts);
-      if (t == GgmlType::Q6_K) add_isum16(acts);
+      add_isum16(acts);
       const uint8_t* rows[16];
       for (int r = 0; r < n_out; ++r) rows[r] = bytes.data() + r * rb;
       for (int nr : {1, 3, 16}) {
@@ -576,7 +631,7 @@ void expect_matmul_equals_block_sum_oracle(GgmlType t, int64_t n_in, int64_t n_o
 // ops.isa_avx2 run), decoding and batches give the oracle's bits.
 TEST(Int8Matmul, BlockSumMatmulEqualsScalarOracle) {
   int covered = 0;
-  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+  for (GgmlType t : kBlockSumTypes) {
     if (!int8_block_sums(t)) continue;
     for (int64_t n_in : {96, 1536, 2336}) {
       if (traits(t).block_size == 256 && n_in % 256 != 0) continue;
@@ -590,14 +645,17 @@ TEST(Int8Matmul, BlockSumMatmulEqualsScalarOracle) {
   if (covered == 0) GTEST_SKIP() << "matmul runs these types on " << int8_dot_isa() << " kernels";
 }
 
-// On AVX-512 Q5_K has no decoder of its own: one token decodes on the AVX2 block sums (the
-// oracle's bits), a batch on the AVX-512 kernels.
-TEST(Int8Matmul, Q5_KDecodingOnAvx512EqualsBlockSumOracle) {
+// On AVX-512 Q5_K, Q2_K, Q3_K and IQ4_XS have no decoder of their own: one token decodes on the
+// AVX2 block sums (the oracle's bits), a batch on the AVX-512 kernels.
+TEST(Int8Matmul, AVX512DecodesOnBlockSumsWhereItHasNoDecoder) {
   if (std::strcmp(int8_dot_isa(), "avx512-vnni") != 0 || int8_decode_matches_batch(GgmlType::Q5_K))
     GTEST_SKIP() << "matmul runs " << int8_dot_isa() << " kernels";
-  for (int64_t n_in : {256, 1536}) {
-    expect_matmul_equals_block_sum_oracle(GgmlType::Q5_K, n_in, 21, 1, 95);
-    if (HasFatalFailure()) return;
+  for (GgmlType t : {GgmlType::Q5_K, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::IQ4_XS}) {
+    EXPECT_FALSE(int8_decode_matches_batch(t)) << ggml_type_name(t);
+    for (int64_t n_in : {256, 1536}) {
+      expect_matmul_equals_block_sum_oracle(t, n_in, 21, 1, 95);
+      if (HasFatalFailure()) return;
+    }
   }
 }
 

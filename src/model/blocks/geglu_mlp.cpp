@@ -19,8 +19,7 @@ void geglu_mlp(const WeightMatrix& gate, const WeightMatrix& up, const WeightMat
     const bool fused = up.name != nullptr && up.name == gate.name && up.expert == gate.expert;
     if (!fused) obs->on_matmul_input(up, x, n_tokens);
   }
-  matmul(gate, x, n_tokens, g);
-  matmul(up, x, n_tokens, u);
+  matmul_pair(gate, up, x, n_tokens, g, u);
   geglu(g, u, n_tokens * n_ff);
   observe_input(obs, down, g, n_tokens);
   matmul(down, g, n_tokens, out);
