@@ -86,5 +86,34 @@ TEST(Matmul, ResultDoesNotDependOnBatch) {
   }
 }
 
+TEST(Matmul, PairEqualsTwoMatmuls) {
+  // matmul_pair runs a decoded token through both matrices as one job (same type and width) or
+  // falls back to two calls: either way the bits of two plain matmul calls, for every row of
+  // both (the second matrix's tasks come after the first's).
+  struct Case {
+    GgmlType t1, t2;
+    int64_t n_in, n_out1, n_out2, n_tokens;
+  };
+  for (const Case& c : {Case{GgmlType::Q4_0, GgmlType::Q4_0, 1536, 2052, 1030, 1},
+                        Case{GgmlType::Q4_K, GgmlType::Q4_K, 512, 300, 300, 1},
+                        Case{GgmlType::Q2_K, GgmlType::Q2_K, 256, 600, 8, 1},
+                        Case{GgmlType::Q8_0, GgmlType::Q6_K, 512, 200, 200, 1},  // two calls
+                        Case{GgmlType::Q4_0, GgmlType::Q4_0, 256, 90, 70, 5},    // a batch
+                        Case{GgmlType::BF16, GgmlType::BF16, 256, 130, 130, 1}}) {
+    std::vector<uint8_t> s1, s2;
+    const WeightMatrix w1 = make_weights(c.t1, c.n_in, c.n_out1, 7, s1);
+    const WeightMatrix w2 = make_weights(c.t2, c.n_in, c.n_out2, 8, s2);
+    const auto x = test::random_floats(static_cast<size_t>(c.n_in * c.n_tokens), 11);
+    std::vector<float> y1(static_cast<size_t>(c.n_out1 * c.n_tokens), -1.0f),
+        y2(static_cast<size_t>(c.n_out2 * c.n_tokens), -1.0f), w_1(y1.size()), w_2(y2.size());
+    matmul_pair(w1, w2, x.data(), c.n_tokens, y1.data(), y2.data());
+    matmul(w1, x.data(), c.n_tokens, w_1.data());
+    matmul(w2, x.data(), c.n_tokens, w_2.data());
+    const std::string what = std::string(ggml_type_name(c.t1)) + "/" + ggml_type_name(c.t2);
+    for (size_t i = 0; i < y1.size(); ++i) ASSERT_EQ(y1[i], w_1[i]) << what << " first, " << i;
+    for (size_t i = 0; i < y2.size(); ++i) ASSERT_EQ(y2[i], w_2[i]) << what << " second, " << i;
+  }
+}
+
 }  // namespace
 }  // namespace nibble
