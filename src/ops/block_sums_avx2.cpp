@@ -417,18 +417,6 @@ NIBBLE_AVX2_F16C void q6_k_row(const uint8_t* row, const Int8Acts& a, int64_t to
 
 // ---- Q2_K and Q3_K -------------------------------------------------------------------------
 
-// The 16 sub-block scales of a Q3_K super-block (6 bits: low 4 in bytes 0..7, high 2 in 8..11),
-// as the reference dequantizer unpacks them, in one register (scale j in byte j).
-inline __m128i q3_k_scales(const uint8_t* sc) {
-  uint32_t a[3];
-  std::memcpy(a, sc, 12);
-  const uint32_t lo = 0x0F0F0F0Fu, hi = 0x03030303u;
-  return _mm_setr_epi32(static_cast<int>((a[0] & lo) | ((a[2] & hi) << 4)),
-                        static_cast<int>((a[1] & lo) | (((a[2] >> 2) & hi) << 4)),
-                        static_cast<int>(((a[0] >> 4) & lo) | (((a[2] >> 4) & hi) << 4)),
-                        static_cast<int>(((a[1] >> 4) & lo) | (((a[2] >> 6) & hi) << 4)));
-}
-
 // Q2_K (kQ3 false): 84-byte super-blocks, value = d * (sc & 15) * q - dmin * (sc >> 4) per 16
 // values, q the 2 bits of qs[32h + i] at shift 2c for value 128h + 32c + i. Q3_K (kQ3): 110 bytes,
 // value = d * (s - 32) * (u - 4) with u = those 2 bits | bit 4h + c of hmask[i] as bit 2, s the

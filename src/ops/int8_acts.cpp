@@ -15,6 +15,14 @@ namespace nibble {
 
 #define NIBBLE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
+// Every q in [-127, 127], NaN to 0: where x * id is not a plain number (infinite or NaN inputs,
+// or a block so small that 1 / d overflows) the kernels' sign tricks and int16 pair sums still
+// hold, and the fast form gives the same bytes.
+inline float clamp_q(float v) {
+  if (v != v) return 0.0f;
+  return v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
+}
+
 NIBBLE_CLONES
 void quantize_act_row(const float* x, int64_t n, int8_t* q, float* d, float* sum16) {
   for (int64_t b = 0; b < n / 32; ++b) {
@@ -24,7 +32,7 @@ void quantize_act_row(const float* x, int64_t n, int8_t* q, float* d, float* sum
     const float db = amax / 127.0f;
     const float id = db != 0.0f ? 1.0f / db : 0.0f;
     int8_t* qb = q + b * 32;
-    for (int j = 0; j < 32; ++j) qb[j] = static_cast<int8_t>(std::round(xb[j] * id));
+    for (int j = 0; j < 32; ++j) qb[j] = static_cast<int8_t>(clamp_q(std::round(xb[j] * id)));
     d[b] = db;
     if (sum16 != nullptr) {
       int s0 = 0, s1 = 0;
@@ -68,7 +76,9 @@ NIBBLE_AVX2 void act_row_avx2(const float* x, int64_t n, int8_t* q, float* d, fl
     __m256i i32[4];
     for (int k = 0; k < 4; ++k) {
       const __m256 p = _mm256_mul_ps(v[k], idv);
-      const __m256 r = _mm256_add_ps(p, _mm256_or_ps(_mm256_and_ps(p, sign), half));
+      __m256 r = _mm256_add_ps(p, _mm256_or_ps(_mm256_and_ps(p, sign), half));
+      r = _mm256_and_ps(r, _mm256_cmp_ps(r, r, _CMP_ORD_Q));  // NaN -> 0 (clamp_q)
+      r = _mm256_min_ps(_mm256_max_ps(r, _mm256_set1_ps(-127.0f)), _mm256_set1_ps(127.0f));
       i32[k] = _mm256_cvttps_epi32(r);
     }
     // Pack 32 int32 -> 32 int8 in element order.

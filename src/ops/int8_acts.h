@@ -69,7 +69,8 @@ void add_decode_terms(Int8Acts& a);
 void add_q4_0_decode_terms(Int8Acts& a);
 // Fills a.q4p, a.q4p_corr and a.q4p_d for every token (Q4_0 with block sums on AVX2).
 void add_q4_0_pair_terms(Int8Acts& a);
-// Fills a.isum16 for every token (Q6_K with block sums on AVX2).
+// Fills a.isum16 for every token (Q6_K, Q2_K and Q3_K with block sums on AVX2; Q2_K, Q3_K and
+// IQ4_XS decoding on AVX-512).
 void add_isum16(Int8Acts& a);
 
 // One token's row: the plain scalar form, and the vectorised one quantize_acts uses (same bytes).

@@ -119,7 +119,9 @@ bool int8_dot_direct(GgmlType type, const uint8_t* const* rows, int n_rows, cons
                      int64_t tok, float* out) {
   if (chosen().fn == int8_kernels::dot_avx512) {
     if (int8_kernels::direct_dot_avx512(type, rows, n_rows, a, tok, out)) return true;
-    // Q5_K, Q2_K, Q3_K and IQ4_XS: no AVX-512 decoder; the AVX2 block sums.
+    // Q2_K, Q3_K and IQ4_XS: the AVX2 block sums' arithmetic at twice the width (same bits).
+    if (int8_kernels::low_bit_decode_rows(type, rows, n_rows, a, out)) return true;
+    // Q5_K (and the above where that declines): the AVX2 block sums.
     return decodes_on_block_sums(type) && int8_block_sums_dot(type, rows, n_rows, a, tok, 1, out, 1);
   }
   if (int8_block_sums(type)) return int8_block_sums_dot(type, rows, n_rows, a, tok, 1, out, 1);

@@ -36,6 +36,15 @@ void q4_0_decode_rows(const uint8_t* const* rows, int n_rows, const Int8Acts& a,
 // True when this CPU runs q4_0_decode_row.
 bool q4_0_decode_available();
 
+// Decoding Q2_K and Q3_K rows on AVX-512 BW, IQ4_XS rows on AVX-512 BW + VNNI (all need
+// add_isum16): out[r] for r < n_rows, the bits of the AVX2 block-sum kernels
+// (ops/low_bit_decode_avx512.cpp). False (nothing written) for other types, without the terms,
+// or on a CPU without those extensions.
+bool low_bit_decode_rows(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,
+                         float* out);
+bool q2_3_k_decode_available();
+bool iq4_xs_decode_available();
+
 // Q4_0, Q8_0, Q4_K, Q5_K and Q6_K with per-block integer sums on AVX2 + FMA + F16C, decoding and
 // batches (Q4_0 needs add_q4_0_pair_terms, Q4_K/Q5_K sums, Q6_K add_isum16, K types
 // n % 256 == 0): out[t * ldo + r] for

@@ -68,4 +68,16 @@ inline void k4_scales_mins(const uint8_t* scales12, uint8_t out[16]) {
   std::memcpy(out, u, 16);
 }
 
+// The 16 sub-block scales of a Q3_K super-block (6 bits: the low 4 in bytes 0..7, the high 2 in
+// bytes 8..11), as the reference dequantizer unpacks them: scale j in byte j.
+inline __m128i q3_k_scales(const uint8_t* scales12) {
+  uint32_t a[3];
+  std::memcpy(a, scales12, 12);
+  const uint32_t lo = 0x0F0F0F0Fu, hi = 0x03030303u;
+  return _mm_setr_epi32(static_cast<int>((a[0] & lo) | ((a[2] & hi) << 4)),
+                        static_cast<int>((a[1] & lo) | (((a[2] >> 2) & hi) << 4)),
+                        static_cast<int>(((a[0] >> 4) & lo) | (((a[2] >> 4) & hi) << 4)),
+                        static_cast<int>(((a[1] >> 4) & lo) | (((a[2] >> 6) & hi) << 4)));
+}
+
 }  // namespace nibble::int8_kernels

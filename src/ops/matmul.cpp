@@ -174,8 +174,9 @@ void matmul_panels(const WeightMatrix& w, Int8Acts& acts, bool has_min, float* y
 }
 
 // Decoding one token, rows [r0, r0 + nr) of w into y: straight from the stored blocks where a
-// kernel reads them (Q4_0, Q8_0, Q4_K, Q6_K on AVX-512 VNNI and, with block sums, on AVX2); else
-// unpack 4 rows, dot, move on (the rows stay in L1).
+// kernel reads them (int8_dot_direct: Q4_0, Q8_0, Q4_K, Q6_K, Q2_K, Q3_K, IQ4_XS on AVX-512, Q5_K
+// there on the AVX2 block sums; every int8_block_sums type on AVX2); else unpack 4 rows, dot, move
+// on (the rows stay in L1).
 void decode_rows(const WeightMatrix& w, const Int8Acts& acts, int64_t r0, int64_t nr, float* y) {
   thread_local Int8Buffer buf;
   const int64_t n_in = w.n_in;
@@ -206,8 +207,10 @@ void decode_rows(const WeightMatrix& w, const Int8Acts& acts, int64_t r0, int64_
 // n_in), as one job: their tasks one after the other, one join at the end. Two threads pay off
 // from ~128K weights (E2B's K/V and PLE projections, MoE experts: the pool's workers spin
 // between a token's jobs, so a small job costs no wake-up).
-void decode_int8(const WeightMatrix* const* ws, float* const* ys, int n, const Int8Acts& acts) {
-  int64_t first[4] = {}, per_task[3] = {}, weights = 0;
+template <int N>
+void decode_int8(const WeightMatrix* const (&ws)[N], float* const (&ys)[N], const Int8Acts& acts) {
+  constexpr int n = N;
+  int64_t first[N + 1] = {}, per_task[N] = {}, weights = 0;
   for (int i = 0; i < n; ++i) {
     const WeightMatrix& w = *ws[i];
     per_task[i] = decode_rows_per_task(w.n_out, w.row_bytes * static_cast<uint64_t>(w.n_out));
@@ -235,8 +238,9 @@ void prepare_acts(const WeightMatrix& w, const float* x, int64_t n_tokens, bool 
   if (block_sums) {
     if (w.type == GgmlType::Q4_0) add_q4_0_pair_terms(acts);
     if (isum16) add_isum16(acts);
-  } else if (avx512 && n_tokens == 1 && (w.type == GgmlType::Q2_K || w.type == GgmlType::Q3_K)) {
-    add_isum16(acts);  // decoded on the AVX2 block sums (int8_dot_direct)
+  } else if (avx512 && n_tokens == 1 &&
+             (w.type == GgmlType::Q2_K || w.type == GgmlType::Q3_K || w.type == GgmlType::IQ4_XS)) {
+    add_isum16(acts);  // their AVX-512 decoders' term (int8_dot_direct)
   } else if (avx512 && n_tokens == 1 &&
              (w.type == GgmlType::Q4_0 || w.type == GgmlType::Q4_K || w.type == GgmlType::Q6_K)) {
     // The terms of AVX-512's direct decoding kernels (int8_dot_direct).
@@ -263,7 +267,7 @@ void matmul_int8(const WeightMatrix& w, const float* x, int64_t n_tokens, float*
   if (n_tokens == 1) {
     const WeightMatrix* ws[1] = {&w};
     float* ys[1] = {y};
-    decode_int8(ws, ys, 1, acts);
+    decode_int8(ws, ys, acts);
     return;
   }
 
@@ -342,7 +346,7 @@ void matmul_pair(const WeightMatrix& w1, const WeightMatrix& w2, const float* x,
   prepare_acts(w1, x, 1, uses_block_sums(w1), acts);
   const WeightMatrix* ws[2] = {&w1, &w2};
   float* ys[2] = {y1, y2};
-  decode_int8(ws, ys, 2, acts);
+  decode_int8(ws, ys, acts);
   if (profiled) {
     // One job: its time is shared by the two matrices in proportion to their bytes.
     const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -30,7 +30,7 @@ std::string matmul_profile_role(const char* tensor_name);
 void matmul_profile_enable(bool on);
 bool matmul_profile_enabled();
 
-// Called by matmul() while enabled.
+// Called by matmul() and matmul_pair() (one job: its time shared by bytes) while enabled.
 void matmul_profile_record(const WeightMatrix& w, double seconds);
 
 // The entries recorded since enabling, the most time first.

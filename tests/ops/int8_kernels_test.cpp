@@ -4,6 +4,8 @@
 // the dequantized weights and dequantized activations.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <cmath>
 #include <cstring>
 
@@ -115,6 +117,36 @@ TEST(Int8Acts, FastRowEqualsScalarIncludingTies) {
   EXPECT_EQ(s1, s2);
   EXPECT_EQ(q1[0], -16);  // -15.5 -> -16
   EXPECT_EQ(q1[16], 1);   // 0.5 -> 1
+}
+
+TEST(Int8Acts, NonFiniteAndTinyBlocksStayInRange) {
+  // Blocks whose 1 / d overflows (values ~1e-38), or with infinite or NaN values: every q in
+  // [-127, 127] (the kernels' sign tricks and int16 pair sums rely on it), NaN -> 0, and the
+  // fast form gives the scalar form's bytes.
+  const int64_t n = 160;
+  std::vector<float> x(static_cast<size_t>(n), 0.0f);
+  for (int j = 0; j < 32; ++j) x[j] = (j % 3 == 0 ? -1.0f : 1.0f) * 1e-38f * static_cast<float>(j);
+  for (int j = 32; j < 64; ++j) x[j] = static_cast<float>(j) * 2e-39f;
+  x[64] = std::numeric_limits<float>::infinity();
+  x[65] = -std::numeric_limits<float>::infinity();
+  x[66] = 3.0f;
+  x[96] = std::numeric_limits<float>::quiet_NaN();
+  x[97] = 5.0f;
+  x[98] = -2.0f;
+  for (int j = 128; j < 160; ++j) x[j] = static_cast<float>(j - 140);  // an ordinary block
+  std::vector<int8_t> q1(n), q2(n);
+  std::vector<float> d1(n / 32), d2(n / 32), s1(n / 16), s2(n / 16);
+  quantize_act_row(x.data(), n, q1.data(), d1.data(), s1.data());
+  quantize_act_row_fast(x.data(), n, q2.data(), d2.data(), s2.data());
+  for (int64_t i = 0; i < n; ++i) {
+    EXPECT_GE(q1[i], -127) << i;
+    EXPECT_EQ(q1[i], q2[i]) << i;
+  }
+  EXPECT_EQ(q1[96], 0);  // NaN
+  // A block with an infinity has d = inf and q = 0 (inf * 0 is NaN): its products stay NaN.
+  EXPECT_EQ(q1[64], 0);
+  EXPECT_TRUE(std::isinf(d1[2]));
+  EXPECT_EQ(q1[159], 127);
 }
 
 // Every ISA this CPU runs gives the generic kernel's bits, for 1..4 rows and 1..9 tokens, odd and
@@ -602,6 +634,29 @@ TEST(Int8Matmul, BlockSumKernelsEqualScalarOracle) {
   }
 }
 
+// Q2_K, Q3_K and Q6_K need the activations' isum16: without it the kernels decline and write
+// nothing (matmul then unpacks the rows).
+TEST(Int8Matmul, BlockSumKernelsDeclineWithoutTheirTerms) {
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !cpu_has_f16c())
+    GTEST_SKIP() << "no AVX2 + FMA + F16C";
+  for (GgmlType t : {GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q6_K}) {
+    const int64_t n_in = 512;
+    const auto bytes = quantized(t, test::random_floats(static_cast<size_t>(2 * n_in), 5), n_in);
+    const auto x = test::random_floats(static_cast<size_t>(n_in), 6);
+    Int8Acts acts;
+    quantize_acts(x.data(), 1, n_in, int8_rows_have_min(t), acts);
+    const uint8_t* rows[2] = {bytes.data(), bytes.data() + ggml_row_size(t, n_in)};
+    float out[2] = {-7.0f, -7.0f};
+    EXPECT_FALSE(int8_block_sums_dot(t, rows, 2, acts, 0, 1, out, 1)) << ggml_type_name(t);
+    EXPECT_FALSE(int8_dot_direct(t, rows, 2, acts, 0, out) && t != GgmlType::Q6_K)
+        << ggml_type_name(t);  // (AVX-512's Q6_K decoder needs other terms)
+    if (t != GgmlType::Q6_K) {
+      EXPECT_EQ(out[0], -7.0f) << ggml_type_name(t);
+      EXPECT_EQ(out[1], -7.0f) << ggml_type_name(t);
+    }
+  }
+}
+
 // matmul of `n_tokens` random tokens through an n_out x n_in matrix of type t: every result has
 // block_sums_oracle's bits.
 void expect_matmul_equals_block_sum_oracle(GgmlType t, int64_t n_in, int64_t n_out,
@@ -645,14 +700,15 @@ TEST(Int8Matmul, BlockSumMatmulEqualsScalarOracle) {
   if (covered == 0) GTEST_SKIP() << "matmul runs these types on " << int8_dot_isa() << " kernels";
 }
 
-// On AVX-512 Q5_K, Q2_K, Q3_K and IQ4_XS have no decoder of their own: one token decodes on the
-// AVX2 block sums (the oracle's bits), a batch on the AVX-512 kernels.
+// On AVX-512 one token of Q2_K, Q3_K and IQ4_XS decodes on their AVX-512 decoders
+// (ops/low_bit_decode_avx512.cpp) and Q5_K on the AVX2 block sums: the oracle's bits either way;
+// a batch runs the AVX-512 kernels.
 TEST(Int8Matmul, AVX512DecodesOnBlockSumsWhereItHasNoDecoder) {
   if (std::strcmp(int8_dot_isa(), "avx512-vnni") != 0 || int8_decode_matches_batch(GgmlType::Q5_K))
     GTEST_SKIP() << "matmul runs " << int8_dot_isa() << " kernels";
   for (GgmlType t : {GgmlType::Q5_K, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::IQ4_XS}) {
     EXPECT_FALSE(int8_decode_matches_batch(t)) << ggml_type_name(t);
-    for (int64_t n_in : {256, 1536}) {
+    for (int64_t n_in : {256, 1536, 2304}) {
       expect_matmul_equals_block_sum_oracle(t, n_in, 21, 1, 95);
       if (HasFatalFailure()) return;
     }

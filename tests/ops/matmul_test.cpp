@@ -97,6 +97,9 @@ TEST(Matmul, PairEqualsTwoMatmuls) {
   for (const Case& c : {Case{GgmlType::Q4_0, GgmlType::Q4_0, 1536, 2052, 1030, 1},
                         Case{GgmlType::Q4_K, GgmlType::Q4_K, 512, 300, 300, 1},
                         Case{GgmlType::Q2_K, GgmlType::Q2_K, 256, 600, 8, 1},
+                        Case{GgmlType::Q3_K, GgmlType::Q3_K, 512, 260, 140, 1},
+                        Case{GgmlType::IQ4_XS, GgmlType::IQ4_XS, 768, 128, 300, 1},
+                        Case{GgmlType::Q5_0, GgmlType::Q5_0, 1024, 200, 330, 1},  // unpacked rows
                         Case{GgmlType::Q8_0, GgmlType::Q6_K, 512, 200, 200, 1},  // two calls
                         Case{GgmlType::Q4_0, GgmlType::Q4_0, 256, 90, 70, 5},    // a batch
                         Case{GgmlType::BF16, GgmlType::BF16, 256, 130, 130, 1}}) {
