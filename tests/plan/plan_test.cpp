@@ -541,5 +541,14 @@ TEST(PlanUnits, ByteSizes) {
   EXPECT_FALSE(parse_byte_size("99999999999TiB", "x").ok());
 }
 
+TEST(Plan, FormatCountGroupsThousands) {
+  EXPECT_EQ(format_count(0), "0");
+  EXPECT_EQ(format_count(999), "999");
+  EXPECT_EQ(format_count(1000), "1,000");
+  EXPECT_EQ(format_count(262144), "262,144");
+  EXPECT_EQ(format_count(1234567), "1,234,567");
+  EXPECT_EQ(format_count(18446744073709551615ull), "18,446,744,073,709,551,615");
+}
+
 }  // namespace
 }  // namespace nibble
