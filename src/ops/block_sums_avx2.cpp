@@ -537,24 +537,7 @@ NIBBLE_AVX2_F16C void iq4_xs_row(const uint8_t* row, const Int8Acts& a, int64_t 
   for (int64_t sb = 0; sb < n_super; ++sb) {
     const uint8_t* blk = row + 136 * sb;
     if constexpr (kPrefetch) prefetch_ahead<192>(blk);
-    uint16_t dh, sh;
-    uint32_t sl;
-    std::memcpy(&dh, blk, 2);
-    std::memcpy(&sh, blk + 2, 2);
-    std::memcpy(&sl, blk + 4, 4);
-    // ls - 32 of sub-block ib: bits 4ib..4ib+3 of scales_l, bits 2ib, 2ib + 1 of scales_h.
-    const __m256i ls = _mm256_or_si256(
-        _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(sl)),
-                                           _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
-                         _mm256_set1_epi32(0x0F)),
-        _mm256_slli_epi32(
-            _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(sh),
-                                               _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)),
-                             _mm256_set1_epi32(3)),
-            4));
-    const __m256 sc8 =
-        _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(dh)),
-                      _mm256_cvtepi32_ps(_mm256_sub_epi32(ls, _mm256_set1_epi32(32))));
+    const __m256 sc8 = iq4_xs_scales(blk);
     __m256i hs[2][T];
     for (int h = 0; h < 2; ++h) {
       __m256i w[4], aw[4];
@@ -610,55 +593,23 @@ void rows_tokens(const uint8_t* const* rows, int n_rows, const Int8Acts& a, int6
   }
 }
 
-template <int T, bool P>
-struct Q4_0Kernel {
-  static void run(const uint8_t* r, const Int8Acts& a, int64_t t, float* o, int64_t l) {
-    q4_0_row<T, P>(r, a, t, o, l);
-  }
-};
-template <int T, bool P>
-struct Q8_0Kernel {
-  static void run(const uint8_t* r, const Int8Acts& a, int64_t t, float* o, int64_t l) {
-    q8_0_row<T, P>(r, a, t, o, l);
-  }
-};
-template <int T, bool P>
-struct Q6_KKernel {
-  static void run(const uint8_t* r, const Int8Acts& a, int64_t t, float* o, int64_t l) {
-    q6_k_row<T, P>(r, a, t, o, l);
-  }
-};
-template <int T, bool P>
-struct Q4_KKernel {
-  static void run(const uint8_t* r, const Int8Acts& a, int64_t t, float* o, int64_t l) {
-    q4_k_row<T, P, false>(r, a, t, o, l);
-  }
-};
-template <int T, bool P>
-struct Q5_KKernel {
-  static void run(const uint8_t* r, const Int8Acts& a, int64_t t, float* o, int64_t l) {
-    q4_k_row<T, P, true>(r, a, t, o, l);
-  }
-};
-
-template <int T, bool P>
-struct Q2_KKernel {
-  static void run(const uint8_t* r, const Int8Acts& a, int64_t t, float* o, int64_t l) {
-    q2_3_k_row<T, P, false>(r, a, t, o, l);
-  }
-};
-template <int T, bool P>
-struct Q3_KKernel {
-  static void run(const uint8_t* r, const Int8Acts& a, int64_t t, float* o, int64_t l) {
-    q2_3_k_row<T, P, true>(r, a, t, o, l);
-  }
-};
-template <int T, bool P>
-struct IQ4_XSKernel {
-  static void run(const uint8_t* r, const Int8Acts& a, int64_t t, float* o, int64_t l) {
-    iq4_xs_row<T, P>(r, a, t, o, l);
-  }
-};
+// rows_tokens' adapters: Name<T, P>::run calls the row kernel for T tokens, prefetching or not.
+#define NIBBLE_ROW_KERNEL(Name, ...)                                                       \
+  template <int T, bool P>                                                                 \
+  struct Name {                                                                            \
+    static void run(const uint8_t* r, const Int8Acts& a, int64_t t, float* o, int64_t l) { \
+      __VA_ARGS__(r, a, t, o, l);                                                          \
+    }                                                                                      \
+  };
+NIBBLE_ROW_KERNEL(Q4_0Kernel, q4_0_row<T, P>)
+NIBBLE_ROW_KERNEL(Q8_0Kernel, q8_0_row<T, P>)
+NIBBLE_ROW_KERNEL(Q6_KKernel, q6_k_row<T, P>)
+NIBBLE_ROW_KERNEL(Q4_KKernel, q4_k_row<T, P, false>)
+NIBBLE_ROW_KERNEL(Q5_KKernel, q4_k_row<T, P, true>)
+NIBBLE_ROW_KERNEL(Q2_KKernel, q2_3_k_row<T, P, false>)
+NIBBLE_ROW_KERNEL(Q3_KKernel, q2_3_k_row<T, P, true>)
+NIBBLE_ROW_KERNEL(IQ4_XSKernel, iq4_xs_row<T, P>)
+#undef NIBBLE_ROW_KERNEL
 
 }  // namespace
 

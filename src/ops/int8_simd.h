@@ -80,4 +80,25 @@ inline __m128i q3_k_scales(const uint8_t* scales12) {
                         static_cast<int>(((a[1] >> 4) & lo) | (((a[2] >> 6) & hi) << 4)));
 }
 
+// d * (ls - 32) of an IQ4_XS super-block's 8 sub-blocks (ls: bits 4ib..4ib+3 of scales_l at byte
+// 4, bits 2ib, 2ib + 1 of scales_h at byte 2; d the fp16 at byte 0), as floats in lane ib.
+__attribute__((target("avx2,fma,f16c"))) inline __m256 iq4_xs_scales(const uint8_t* blk) {
+  uint16_t dh, sh;
+  uint32_t sl;
+  std::memcpy(&dh, blk, 2);
+  std::memcpy(&sh, blk + 2, 2);
+  std::memcpy(&sl, blk + 4, 4);
+  const __m256i ls = _mm256_or_si256(
+      _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(sl)),
+                                         _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
+                       _mm256_set1_epi32(0x0F)),
+      _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(sh),
+                                                           _mm256_setr_epi32(0, 2, 4, 6, 8, 10,
+                                                                             12, 14)),
+                                         _mm256_set1_epi32(3)),
+                        4));
+  return _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(dh)),
+                       _mm256_cvtepi32_ps(_mm256_sub_epi32(ls, _mm256_set1_epi32(32))));
+}
+
 }  // namespace nibble::int8_kernels

@@ -58,6 +58,21 @@ const ScaleIndex& scale_index() {
   return s;
 }
 
+// Four registers of 16 int32 to 8: lane c of the result sums s[c]'s 128-bit lanes 0 and 1, lane
+// 4 + c its lanes 2 and 3.
+NIBBLE_AVX512BW inline __m256i fold4(const __m512i s[4]) {
+  // Per 128-bit lane L: [sum of s0's 4 lanes, s1's, s2's, s3's].
+  const __m512i t01 =
+      _mm512_add_epi32(_mm512_unpacklo_epi32(s[0], s[1]), _mm512_unpackhi_epi32(s[0], s[1]));
+  const __m512i t23 =
+      _mm512_add_epi32(_mm512_unpacklo_epi32(s[2], s[3]), _mm512_unpackhi_epi32(s[2], s[3]));
+  const __m512i v =
+      _mm512_add_epi32(_mm512_unpacklo_epi64(t01, t23), _mm512_unpackhi_epi64(t01, t23));
+  const __m256i lo = _mm512_castsi512_si256(v), hi = _mm512_extracti64x4_epi64(v, 1);
+  return _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20),
+                          _mm256_permute2x128_si256(lo, hi, 0x31));
+}
+
 template <bool kQ3>
 NIBBLE_AVX512BW float row_dot(const uint8_t* row, const Int8Acts& a, const ScaleIndex& si) {
   constexpr int kBytes = kQ3 ? 110 : 84, kQs = kQ3 ? 32 : 16;
@@ -111,17 +126,7 @@ NIBBLE_AVX512BW float row_dot(const uint8_t* row, const Int8Acts& a, const Scale
       const __m512i scales = _mm512_permutexvar_epi16(_mm512_load_si512(si.idx[c]), sc512);
       s[c] = _mm512_madd_epi16(_mm512_maddubs_epi16(u, xa), scales);
     }
-    // Per 128-bit lane L: [sum of s0's 4 lanes, s1's, s2's, s3's]; lanes 0 + 1 are blocks 0..3,
-    // lanes 2 + 3 blocks 4..7.
-    const __m512i t01 = _mm512_add_epi32(_mm512_unpacklo_epi32(s[0], s[1]),
-                                         _mm512_unpackhi_epi32(s[0], s[1]));
-    const __m512i t23 = _mm512_add_epi32(_mm512_unpacklo_epi32(s[2], s[3]),
-                                         _mm512_unpackhi_epi32(s[2], s[3]));
-    const __m512i v = _mm512_add_epi32(_mm512_unpacklo_epi64(t01, t23),
-                                       _mm512_unpackhi_epi64(t01, t23));
-    const __m256i lo = _mm512_castsi512_si256(v), hi = _mm512_extracti64x4_epi64(v, 1);
-    const __m256i sums = _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20),
-                                          _mm256_permute2x128_si256(lo, hi, 0x31));
+    const __m256i sums = fold4(s);  // blocks 0..7 in order
     uint16_t dh[2];
     std::memcpy(dh, blk + (kQ3 ? 108 : 80), kQ3 ? 2 : 4);
     const __m256 d = _mm256_set1_ps(_cvtsh_ss(dh[0]));
@@ -176,23 +181,7 @@ NIBBLE_AVX512VNNI float iq4_xs_row_dot(const uint8_t* row, const Int8Acts& a, co
     for (int l = 0; l < 3; ++l) {
       _mm_prefetch(reinterpret_cast<const char*>(blk + kDecodePrefetch + 64 * l), _MM_HINT_T0);
     }
-    uint16_t dh, sh;
-    uint32_t sl;
-    std::memcpy(&dh, blk, 2);
-    std::memcpy(&sh, blk + 2, 2);
-    std::memcpy(&sl, blk + 4, 4);
-    const __m256i ls = _mm256_or_si256(
-        _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(sl)),
-                                           _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
-                         _mm256_set1_epi32(0x0F)),
-        _mm256_slli_epi32(
-            _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(sh),
-                                               _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)),
-                             _mm256_set1_epi32(3)),
-            4));
-    const __m256 sc8 =
-        _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(dh)),
-                      _mm256_cvtepi32_ps(_mm256_sub_epi32(ls, _mm256_set1_epi32(32))));
+    const __m256 sc8 = iq4_xs_scales(blk);
     const int8_t* x = aq + 256 * sb;
     __m512i s[4];
     for (int j = 0; j < 4; ++j) {  // sub-blocks 2j (lanes 0, 1) and 2j + 1 (lanes 2, 3)
@@ -203,17 +192,7 @@ NIBBLE_AVX512VNNI float iq4_xs_row_dot(const uint8_t* row, const Int8Acts& a, co
       s[j] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_shuffle_epi8(book, v),
                                  _mm512_loadu_si512(x + 64 * j));
     }
-    const __m512i t01 = _mm512_add_epi32(_mm512_unpacklo_epi32(s[0], s[1]),
-                                         _mm512_unpackhi_epi32(s[0], s[1]));
-    const __m512i t23 = _mm512_add_epi32(_mm512_unpacklo_epi32(s[2], s[3]),
-                                         _mm512_unpackhi_epi32(s[2], s[3]));
-    const __m512i v = _mm512_add_epi32(_mm512_unpacklo_epi64(t01, t23),
-                                       _mm512_unpackhi_epi64(t01, t23));
-    const __m256i lo = _mm512_castsi512_si256(v), hi = _mm512_extracti64x4_epi64(v, 1);
-    const __m256i sums = _mm256_permutevar8x32_epi32(
-        _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20),
-                         _mm256_permute2x128_si256(lo, hi, 0x31)),
-        order);
+    const __m256i sums = _mm256_permutevar8x32_epi32(fold4(s), order);
     // Minus 128 * the block's activation sum: the codebook came in offset by 128.
     const __m256i asum = _mm256_madd_epi16(
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(as16 + 16 * sb)), _mm256_set1_epi16(1));
