@@ -173,6 +173,7 @@ struct Job {
   const float* q;
   float* out;
   int64_t n_tokens, n_head, pos0, window, group, d, stride, bt, n_tb;
+  int64_t n_hs = 1;  // items per (KV head, token block): its query heads split in n_hs parts
   float scale;
   bool direct;  // f32 cache: rows are read in place
   bool simd;    // AVX2+FMA inner loops (d a multiple of 8)
@@ -193,8 +194,11 @@ struct Job {
     for (int64_t i = 0; i < n; ++i) states[i * stride] = -INFINITY;
   }
 
-  // Partial softmax of the keys of chunk c for the queries of token block tb, KV head g.
-  void run_chunk(int64_t g, int64_t tb, int64_t c, float* states) const {
+  // Partial softmax of the keys of chunk c for the queries of token block tb, KV head g (its
+  // query heads h0..h1-1; the other heads' states stay cleared).
+  void run_chunk(int64_t g, int64_t tb, int64_t c, float* states, int64_t h0 = 0,
+                 int64_t h1 = -1) const {
+    if (h1 < 0) h1 = group;
     thread_local std::vector<float> kt, vt, krt, vrt;
     const float* kp[kFlashTile];
     const float* vp[kFlashTile];
@@ -259,10 +263,10 @@ struct Job {
           kpt = kq;
           vpt = vq;
         }
-        for (int64_t hh = 0; hh < group;) {
+        for (int64_t hh = h0; hh < h1;) {
           // Two query heads at a time share the K and V loads (AVX2); the bits per query are
           // the same as one at a time.
-          const int64_t nq = simd && hh + 1 < group ? 2 : 1;
+          const int64_t nq = simd && hh + 1 < h1 ? 2 : 1;
           const float* qh[2];
           float* st[2];
           float* sc[2] = {s + ra, s2 + ra};
@@ -329,10 +333,11 @@ struct Job {
     for (int64_t i = 0; i < d; ++i) total[2 + i] = total[2 + i] * a + part[2 + i] * b;
   }
 
-  void finish(int64_t g, int64_t tb, const float* totals) const {
+  void finish(int64_t g, int64_t tb, const float* totals, int64_t h0 = 0, int64_t h1 = -1) const {
+    if (h1 < 0) h1 = group;
     const int64_t t0 = t_begin(tb), t1 = t_end(tb);
     for (int64_t t = t0; t < t1; ++t) {
-      for (int64_t hh = 0; hh < group; ++hh) {
+      for (int64_t hh = h0; hh < h1; ++hh) {
         const float* st = totals + ((t - t0) * group + hh) * stride;
         float* oh = out + (t * n_head + g * group + hh) * d;
         const float inv = st[1] > 0.0f ? 1.0f / st[1] : 0.0f;
@@ -341,10 +346,12 @@ struct Job {
     }
   }
 
-  // One (KV head, token block): all its chunks in order.
+  // One (KV head, token block, part of its query heads): all its chunks in order.
   void run_item(int64_t item) const {
     thread_local std::vector<float> total, part;
-    const int64_t g = item / n_tb, tb = item % n_tb;
+    const int64_t hs = item % n_hs, gt = item / n_hs;
+    const int64_t g = gt / n_tb, tb = gt % n_tb;
+    const int64_t h0 = hs * group / n_hs, h1 = (hs + 1) * group / n_hs;
     const size_t need = static_cast<size_t>(n_states(tb) * stride);
     if (total.size() < need) {
       total.resize(need);
@@ -352,11 +359,11 @@ struct Job {
     }
     clear(total.data(), n_states(tb));
     for (int64_t c = chunk_first(tb); c <= chunk_last(tb); ++c) {
-      run_chunk(g, tb, c, part.data());
+      run_chunk(g, tb, c, part.data(), h0, h1);
       for (int64_t i = 0; i < n_states(tb); ++i)
         merge(total.data() + i * stride, part.data() + i * stride);
     }
-    finish(g, tb, total.data());
+    finish(g, tb, total.data(), h0, h1);
   }
 };
 
@@ -404,10 +411,17 @@ void flash_attention(const KvView& kv, const float* q, float* out, int64_t n_tok
                          : split_mode == FlashSplit::kAuto && parallel && n_items < threads &&
                                max_chunks > 1 && fits;
   if (!split) {
-    if (parallel && n_items > 1) {
-      parallel_for(n_items, [&job](int64_t i) { job.run_item(i); });
+    // Too few (KV head, token block) items for the threads (decoding with one KV head and one
+    // chunk): split each item's query heads, in even parts (pairs share their K/V loads; the
+    // bits per head are the same).
+    while (parallel && n_items * job.n_hs * 2 <= threads && job.group % (job.n_hs * 4) == 0) {
+      job.n_hs *= 2;
+    }
+    const int64_t n_run = n_items * job.n_hs;
+    if (parallel && n_run > 1) {
+      parallel_for(n_run, [&job](int64_t i) { job.run_item(i); });
     } else {
-      for (int64_t i = 0; i < n_items; ++i) job.run_item(i);
+      for (int64_t i = 0; i < n_run; ++i) job.run_item(i);
     }
     return;
   }

@@ -5,7 +5,8 @@
 // weighted V sum per query (online softmax) absorb tile after tile. Tiles are grouped into
 // chunks of kFlashChunk positions; each chunk's partial softmax is merged into the query's total
 // in chunk order. Work is split over (KV head, token block), and over chunks too when that gives
-// too few tasks (decoding a long context): the arithmetic per query is the same either way and
+// too few tasks (decoding a long context), or else over the group's query heads in even parts
+// (decoding a context of one chunk with one KV head): the arithmetic per query is the same either way and
 // depends only on its position, so batched prompts and token-by-token decoding agree bit for
 // bit. The inner loops (scores of a query against a tile, the V-weighted sum) have AVX2+FMA
 // versions that take two query heads at a time, chosen at load time; queries stay f32 (keys are
