@@ -332,9 +332,9 @@ NIBBLE_AVX2_F16C void q4_k_row(const uint8_t* row, const Int8Acts& a, int64_t to
 // ---- Q6_K ----------------------------------------------------------------------------------
 
 // Word pairs for vpshufb: 128-bit lane 0 gets word j of its source lane 8 times, lane 1 word j + 1.
-struct Q6Shuffles {
+struct ScaleShuffles {
   alignas(32) uint8_t ctrl[4][32];
-  Q6Shuffles() {
+  ScaleShuffles() {
     for (int i = 0; i < 4; ++i) {
       for (int k = 0; k < 8; ++k) {
         ctrl[i][2 * k] = static_cast<uint8_t>(4 * i);
@@ -346,9 +346,32 @@ struct Q6Shuffles {
   }
 };
 
-const Q6Shuffles& q6_shuffles() {
-  static const Q6Shuffles s;
+const ScaleShuffles& scale_shuffles() {
+  static const ScaleShuffles s;
   return s;
+}
+
+// The int16 scales of half h's 4 blocks (each block's two 16s, one per 128-bit lane) from a
+// super-block's 16 scales per 16 values.
+NIBBLE_AVX2_F16C inline void half_scales(__m256i sc16, int h, const ScaleShuffles& sh,
+                                         __m256i s16[4]) {
+  // Scales 8h..8h+7 in both lanes, then word pairs per block.
+  const __m256i xs = h == 0 ? _mm256_permute2x128_si256(sc16, sc16, 0x00)
+                            : _mm256_permute2x128_si256(sc16, sc16, 0x11);
+  for (int c = 0; c < 4; ++c) s16[c] = _mm256_shuffle_epi8(xs, load256(sh.ctrl[c]));
+}
+
+// 4 blocks of unsigned values u against the activations x, each 16 values times its scale, summed
+// per 128-bit lane: [b0 b1 b2 b3] (first 16s' sums) | [b0 b1 b2 b3] (second 16s'), for
+// fold_halves.
+[[gnu::always_inline]] NIBBLE_AVX2_F16C inline __m256i scaled_half_sums(const __m256i u[4],
+                                                                       const __m256i s16[4],
+                                                                       const int8_t* x) {
+  __m256i s[4];
+  for (int c = 0; c < 4; ++c) {
+    s[c] = _mm256_madd_epi16(_mm256_maddubs_epi16(u[c], load256(x + 32 * c)), s16[c]);
+  }
+  return _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
 }
 
 template <int T, bool kPrefetch>
@@ -356,7 +379,7 @@ NIBBLE_AVX2_F16C void q6_k_row(const uint8_t* row, const Int8Acts& a, int64_t to
                                int64_t ldo) {
   const int64_t n_super = a.n / 256;
   const __m256i m0f = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
-  const Q6Shuffles& sh = q6_shuffles();
+  const ScaleShuffles& sh = scale_shuffles();
   const int8_t* aq[T];
   const int16_t* as16[T];
   const float* ad[T];
@@ -386,19 +409,9 @@ NIBBLE_AVX2_F16C void q6_k_row(const uint8_t* row, const Int8Acts& a, int64_t to
           _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m0f), _mm256_and_si256(qh, m30)),
           _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m0f),
                           _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30))};
-      // Scales 8h..8h+7 in both lanes, then word pairs per block.
-      const __m256i xs = h == 0 ? _mm256_permute2x128_si256(sc16, sc16, 0x00)
-                                : _mm256_permute2x128_si256(sc16, sc16, 0x11);
       __m256i s16[4];
-      for (int c = 0; c < 4; ++c) s16[c] = _mm256_shuffle_epi8(xs, load256(sh.ctrl[c]));
-      for (int t = 0; t < T; ++t) {
-        const int8_t* x = aq[t] + 256 * sb + 128 * h;
-        __m256i s[4];
-        for (int c = 0; c < 4; ++c) {
-          s[c] = _mm256_madd_epi16(_mm256_maddubs_epi16(u[c], load256(x + 32 * c)), s16[c]);
-        }
-        hs[h][t] = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
-      }
+      half_scales(sc16, h, sh, s16);
+      for (int t = 0; t < T; ++t) hs[h][t] = scaled_half_sums(u, s16, aq[t] + 256 * sb + 128 * h);
     }
     uint16_t dh;
     std::memcpy(&dh, blk + 208, 2);
@@ -430,7 +443,7 @@ NIBBLE_AVX2_F16C void q2_3_k_row(const uint8_t* row, const Int8Acts& a, int64_t 
   constexpr int kBytes = kQ3 ? 110 : 84, kQs = kQ3 ? 32 : 16;
   const int64_t n_super = a.n / 256;
   const __m256i m3 = _mm256_set1_epi8(3);
-  const Q6Shuffles& sh = q6_shuffles();
+  const ScaleShuffles& sh = scale_shuffles();
   const int8_t* aq[T];
   const int16_t* as16[T];
   const float* ad[T];
@@ -444,19 +457,9 @@ NIBBLE_AVX2_F16C void q2_3_k_row(const uint8_t* row, const Int8Acts& a, int64_t 
   for (int64_t sb = 0; sb < n_super; ++sb) {
     const uint8_t* blk = row + kBytes * sb;
     if constexpr (kPrefetch) prefetch_ahead<128>(blk);
-    __m256i sc16, mn16;  // per 16 values: the scale (Q3_K: s - 32) and Q2_K's minimum
-    __m256i hm;          // Q3_K's high bits
-    if constexpr (kQ3) {
-      sc16 = _mm256_sub_epi16(_mm256_cvtepu8_epi16(q3_k_scales(blk + 96)), _mm256_set1_epi16(32));
-      hm = load256(blk);
-      mn16 = sc16;
-    } else {
-      const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk));
-      const __m128i m4 = _mm_set1_epi8(0x0F);
-      sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(sc, m4));
-      mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), m4));
-      hm = _mm256_setzero_si256();
-    }
+    __m256i sc16, mn16;
+    q2_3_k_scales_mins<kQ3>(blk, &sc16, &mn16);
+    const __m256i hm = kQ3 ? load256(blk) : _mm256_setzero_si256();  // Q3_K's high bits
     __m256i hs[2][T];
     for (int h = 0; h < 2; ++h) {
       const __m256i q = load256(blk + kQs + 32 * h);
@@ -477,37 +480,15 @@ NIBBLE_AVX2_F16C void q2_3_k_row(const uint8_t* row, const Int8Acts& a, int64_t 
           u[3] = _mm256_or_si256(u[3], _mm256_and_si256(_mm256_srli_epi16(hm, 5), b2));
         }
       }
-      // Scales 8h..8h+7 in both lanes, then word pairs per block.
-      const __m256i xs = h == 0 ? _mm256_permute2x128_si256(sc16, sc16, 0x00)
-                                : _mm256_permute2x128_si256(sc16, sc16, 0x11);
       __m256i s16[4];
-      for (int c = 0; c < 4; ++c) s16[c] = _mm256_shuffle_epi8(xs, load256(sh.ctrl[c]));
-      for (int t = 0; t < T; ++t) {
-        const int8_t* x = aq[t] + 256 * sb + 128 * h;
-        __m256i s[4];
-        for (int c = 0; c < 4; ++c) {
-          s[c] = _mm256_madd_epi16(_mm256_maddubs_epi16(u[c], load256(x + 32 * c)), s16[c]);
-        }
-        hs[h][t] = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
-      }
+      half_scales(sc16, h, sh, s16);
+      for (int t = 0; t < T; ++t) hs[h][t] = scaled_half_sums(u, s16, aq[t] + 256 * sb + 128 * h);
     }
-    uint16_t dh[2];
-    std::memcpy(dh, blk + (kQ3 ? 108 : 80), kQ3 ? 2 : 4);
-    const __m256 d = _mm256_set1_ps(_cvtsh_ss(dh[0]));
     for (int t = 0; t < T; ++t) {
       // Per block: the scales (Q2_K: minimums) times the activation sums of its two 16s.
       const __m256i m = _mm256_madd_epi16(mn16, load256(as16[t] + 16 * sb));
-      const __m256 da = _mm256_loadu_ps(ad[t] + 8 * sb);
-      if constexpr (kQ3) {
-        const __m256i isum =
-            _mm256_sub_epi32(fold_halves(hs[0][t], hs[1][t]), _mm256_slli_epi32(m, 2));
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, da), acc[t]);
-      } else {
-        const __m256 ndmin = _mm256_set1_ps(-_cvtsh_ss(dh[1]));
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold_halves(hs[0][t], hs[1][t])),
-                                 _mm256_mul_ps(d, da), acc[t]);
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m), _mm256_mul_ps(ndmin, da), acc[t]);
-      }
+      acc[t] = q2_3_k_accumulate<kQ3>(blk, fold_halves(hs[0][t], hs[1][t]), m,
+                                      _mm256_loadu_ps(ad[t] + 8 * sb), acc[t]);
     }
   }
   for (int t = 0; t < T; ++t) out[t * ldo] = reduce_lanes(acc[t], _mm256_setzero_ps());

@@ -136,6 +136,32 @@ bool int8_block_sums(GgmlType type) {
                   type == GgmlType::Q3_K || type == GgmlType::IQ4_XS);
 }
 
+Int8Terms int8_terms(GgmlType type, int64_t n_tokens, bool block_sums) {
+  Int8Terms t;
+  if (block_sums) {
+    t.q4_0_pair = type == GgmlType::Q4_0;
+    t.isum16 = type == GgmlType::Q6_K || type == GgmlType::Q2_K || type == GgmlType::Q3_K;
+    return t;
+  }
+  if (chosen().fn != int8_kernels::dot_avx512 || n_tokens != 1) return t;
+  switch (type) {  // int8_dot_direct's AVX-512 decoders
+    case GgmlType::Q2_K:
+    case GgmlType::Q3_K:
+    case GgmlType::IQ4_XS: t.isum16 = true; break;
+    case GgmlType::Q4_0:
+      if (int8_kernels::q4_0_decode_available()) {
+        t.q4_0_decode = true;
+      } else {
+        t.decode = true;
+      }
+      break;
+    case GgmlType::Q4_K:
+    case GgmlType::Q6_K: t.decode = true; break;
+    default: break;
+  }
+  return t;
+}
+
 bool int8_block_sums_dot(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,
                          int64_t tok0, int64_t n_tok, float* out, int64_t ldo) {
   if (!int8_kernels::block_sums_available()) return false;

@@ -55,6 +55,16 @@ bool int8_block_sums(GgmlType type);
 bool int8_block_sums_dot(GgmlType type, const uint8_t* const* rows, int n_rows, const Int8Acts& a,
                          int64_t tok0, int64_t n_tok, float* out, int64_t ldo);
 
+// The activation terms (ops/int8_acts.h) the kernels matmul runs for `type` read beyond
+// quantize_acts, for a call of n_tokens tokens (block_sums: the call runs the AVX2 block sums).
+struct Int8Terms {
+  bool q4_0_pair = false;    // add_q4_0_pair_terms (Q4_0 block sums)
+  bool isum16 = false;       // add_isum16 (Q6_K, Q2_K, Q3_K block sums; AVX-512 low-bit decoders)
+  bool decode = false;       // add_decode_terms (AVX-512 Q4_0 / Q4_K / Q6_K decoding)
+  bool q4_0_decode = false;  // add_q4_0_decode_terms (AVX-512 VBMI Q4_0 decoding)
+};
+Int8Terms int8_terms(GgmlType type, int64_t n_tokens, bool block_sums);
+
 // False when decoding rows of `type` rounds differently from the same token in a batch: Q4_0 on
 // AVX-512 VBMI sums each block's products as integers first (ops/q4_0_decode_avx512.cpp), and
 // Q5_K, Q2_K, Q3_K and IQ4_XS on AVX-512 decode with the AVX2 block sums.

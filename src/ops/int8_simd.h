@@ -80,6 +80,45 @@ inline __m128i q3_k_scales(const uint8_t* scales12) {
                         static_cast<int>(((a[1] >> 4) & lo) | (((a[2] >> 6) & hi) << 4)));
 }
 
+// A Q2_K (kQ3 false) or Q3_K super-block's 16 scales per 16 values as int16 (Q3_K: s - 32) and,
+// for Q2_K, its 16 minimums (Q3_K: the scales again, whose products with the activation sums
+// give its -4 term).
+template <bool kQ3>
+__attribute__((target("avx2,fma,f16c"))) inline void q2_3_k_scales_mins(const uint8_t* blk,
+                                                                        __m256i* sc16,
+                                                                        __m256i* mn16) {
+  if constexpr (kQ3) {
+    *sc16 = _mm256_sub_epi16(_mm256_cvtepu8_epi16(q3_k_scales(blk + 96)), _mm256_set1_epi16(32));
+    *mn16 = *sc16;
+  } else {
+    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk));
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    *sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(sc, m4));
+    *mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), m4));
+  }
+}
+
+// A Q2_K / Q3_K super-block's float work: sums are its 8 blocks' scaled integer sums, m the
+// vpmaddwd of mn16 against the activations' isum16 (per block), da the activation scales.
+// Q3_K: acc = fma(float(sums - 4m), d * da, acc); Q2_K: acc = fma(float(sums), d * da, acc),
+// then fma(float(m), -dmin * da, acc).
+template <bool kQ3>
+__attribute__((target("avx2,fma,f16c"))) inline __m256 q2_3_k_accumulate(const uint8_t* blk,
+                                                                         __m256i sums, __m256i m,
+                                                                         __m256 da, __m256 acc) {
+  uint16_t dh[2];
+  std::memcpy(dh, blk + (kQ3 ? 108 : 80), kQ3 ? 2 : 4);
+  const __m256 d = _mm256_set1_ps(_cvtsh_ss(dh[0]));
+  if constexpr (kQ3) {
+    const __m256i isum = _mm256_sub_epi32(sums, _mm256_slli_epi32(m, 2));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, da), acc);
+  } else {
+    const __m256 ndmin = _mm256_set1_ps(-_cvtsh_ss(dh[1]));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_mul_ps(d, da), acc);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(m), _mm256_mul_ps(ndmin, da), acc);
+  }
+}
+
 // d * (ls - 32) of an IQ4_XS super-block's 8 sub-blocks (ls: bits 4ib..4ib+3 of scales_l at byte
 // 4, bits 2ib, 2ib + 1 of scales_h at byte 2; d the fp16 at byte 0), as floats in lane ib.
 __attribute__((target("avx2,fma,f16c"))) inline __m256 iq4_xs_scales(const uint8_t* blk) {

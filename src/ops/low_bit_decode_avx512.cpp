@@ -86,16 +86,8 @@ NIBBLE_AVX512BW float row_dot(const uint8_t* row, const Int8Acts& a, const Scale
     const uint8_t* blk = row + kBytes * sb;
     _mm_prefetch(reinterpret_cast<const char*>(blk + kDecodePrefetch), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(blk + kDecodePrefetch + 64), _MM_HINT_T0);
-    __m256i sc16, mn16;  // per 16 values: the scale (Q3_K: s - 32) and Q2_K's minimum
-    if constexpr (kQ3) {
-      sc16 = _mm256_sub_epi16(_mm256_cvtepu8_epi16(q3_k_scales(blk + 96)), _mm256_set1_epi16(32));
-      mn16 = sc16;
-    } else {
-      const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk));
-      const __m128i m4 = _mm_set1_epi8(0x0F);
-      sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(sc, m4));
-      mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), m4));
-    }
+    __m256i sc16, mn16;
+    q2_3_k_scales_mins<kQ3>(blk, &sc16, &mn16);
     const __m512i sc512 = _mm512_zextsi256_si512(sc16);
     const __m512i q = _mm512_loadu_si512(blk + kQs);
     // Q3_K: bits 0..3 of each byte of the upper half are bits 4..7 of hmask (a 16-bit shift
@@ -126,20 +118,9 @@ NIBBLE_AVX512BW float row_dot(const uint8_t* row, const Int8Acts& a, const Scale
       const __m512i scales = _mm512_permutexvar_epi16(_mm512_load_si512(si.idx[c]), sc512);
       s[c] = _mm512_madd_epi16(_mm512_maddubs_epi16(u, xa), scales);
     }
-    const __m256i sums = fold4(s);  // blocks 0..7 in order
-    uint16_t dh[2];
-    std::memcpy(dh, blk + (kQ3 ? 108 : 80), kQ3 ? 2 : 4);
-    const __m256 d = _mm256_set1_ps(_cvtsh_ss(dh[0]));
-    const __m256i m = _mm256_madd_epi16(mn16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(as16 + 16 * sb)));
-    const __m256 da = _mm256_loadu_ps(ad + 8 * sb);
-    if constexpr (kQ3) {
-      const __m256i isum = _mm256_sub_epi32(sums, _mm256_slli_epi32(m, 2));
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, da), acc);
-    } else {
-      const __m256 ndmin = _mm256_set1_ps(-_cvtsh_ss(dh[1]));
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_mul_ps(d, da), acc);
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m), _mm256_mul_ps(ndmin, da), acc);
-    }
+    const __m256i m = _mm256_madd_epi16(
+        mn16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(as16 + 16 * sb)));
+    acc = q2_3_k_accumulate<kQ3>(blk, fold4(s), m, _mm256_loadu_ps(ad + 8 * sb), acc);
   }
   return reduce_lanes(acc, _mm256_setzero_ps());
 }

@@ -232,24 +232,17 @@ void decode_int8(const WeightMatrix* const (&ws)[N], float* const (&ys)[N], cons
 void prepare_acts(const WeightMatrix& w, const float* x, int64_t n_tokens, bool block_sums,
                   Int8Acts& acts) {
   quantize_acts(x, n_tokens, w.n_in, int8_rows_have_min(w.type), acts);
-  static const bool avx512 = std::strcmp(int8_dot_isa(), "avx512-vnni") == 0;
-  const bool isum16 =
-      w.type == GgmlType::Q6_K || w.type == GgmlType::Q2_K || w.type == GgmlType::Q3_K;
-  if (block_sums) {
-    if (w.type == GgmlType::Q4_0) add_q4_0_pair_terms(acts);
-    if (isum16) add_isum16(acts);
-  } else if (avx512 && n_tokens == 1 &&
-             (w.type == GgmlType::Q2_K || w.type == GgmlType::Q3_K || w.type == GgmlType::IQ4_XS)) {
-    add_isum16(acts);  // their AVX-512 decoders' term (int8_dot_direct)
-  } else if (avx512 && n_tokens == 1 &&
-             (w.type == GgmlType::Q4_0 || w.type == GgmlType::Q4_K || w.type == GgmlType::Q6_K)) {
-    // The terms of AVX-512's direct decoding kernels (int8_dot_direct).
-    if (w.type == GgmlType::Q4_0 && !int8_decode_matches_batch(w.type)) {
-      add_q4_0_decode_terms(acts);  // the block-sum kernel's terms
-    } else {
-      add_decode_terms(acts);
-    }
-  }
+  const Int8Terms terms = int8_terms(w.type, n_tokens, block_sums);
+  if (terms.q4_0_pair) add_q4_0_pair_terms(acts);
+  if (terms.isum16) add_isum16(acts);
+  if (terms.decode) add_decode_terms(acts);
+  if (terms.q4_0_decode) add_q4_0_decode_terms(acts);
+}
+
+// Integer-quantized weights whose activations can be int8 (the default; NIBBLE_MATMUL=float
+// sends every type to the float path).
+bool takes_int8_path(const WeightMatrix& w) {
+  return int8_rows_supported(w.type) && w.n_in % 32 == 0 && !float_activations();
 }
 
 bool uses_block_sums(const WeightMatrix& w) {
@@ -260,7 +253,7 @@ void matmul_int8(const WeightMatrix& w, const float* x, int64_t n_tokens, float*
   const int64_t n_in = w.n_in, n_out = w.n_out;
   const bool has_min = int8_rows_have_min(w.type);
   Int8Acts& acts = acts_buffer();
-  // Q4_0, Q8_0, Q4_K, Q5_K and Q6_K on AVX2: block-sum kernels decode and run batches
+  // The int8_block_sums types on AVX2: block-sum kernels decode and run batches
   // (ops/block_sums_avx2.cpp).
   const bool block_sums = uses_block_sums(w);
   prepare_acts(w, x, n_tokens, block_sums, acts);
@@ -332,8 +325,8 @@ bool float_activations() {
 
 void matmul_pair(const WeightMatrix& w1, const WeightMatrix& w2, const float* x, int64_t n_tokens,
                  float* y1, float* y2) {
-  const bool fused = n_tokens == 1 && w1.type == w2.type && w1.n_in == w2.n_in &&
-                     int8_rows_supported(w1.type) && w1.n_in % 32 == 0 && !float_activations();
+  const bool fused =
+      n_tokens == 1 && w1.type == w2.type && w1.n_in == w2.n_in && takes_int8_path(w1);
   if (!fused) {
     matmul(w1, x, n_tokens, y1);
     matmul(w2, x, n_tokens, y2);
@@ -365,7 +358,7 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y) {
   const bool profiled = matmul_profile_enabled();
   const auto t0 =
       profiled ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-  if (int8_rows_supported(w.type) && w.n_in % 32 == 0 && !float_activations()) {
+  if (takes_int8_path(w)) {
     matmul_int8(w, x, n_tokens, y);
   } else {
     matmul_float(w, x, n_tokens, y);
